@@ -1,0 +1,285 @@
+//! Command line and environment configuration.
+//!
+//! Every option is declared once here, with its flag, its environment
+//! variable and its default, so that `api --help` is the complete reference.
+//! Values are checked while they are parsed: a bad one stops the process
+//! before anything starts, with a message naming the flag and, as its
+//! placeholder, the variable (`--port <PORT>`).
+
+use std::{fmt, net::IpAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The `api` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "api",
+    version,
+    about = "A users API on SQLite, instrumented for Prometheus and Grafana.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// What to run; `serve` when omitted.
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// The options of `serve`, also accepted without the subcommand.
+    #[command(flatten)]
+    serve: ServeConfig,
+}
+
+impl Cli {
+    /// The command to run, with `serve` standing in for none.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.serve))
+    }
+}
+
+/// The commands of the `api` binary.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default command).
+    Serve(ServeConfig),
+
+    /// Exit 0 if the service's /health answers 200 within the timeout.
+    ///
+    /// Container health checks run this, because the runtime image has no
+    /// curl or shell.
+    Healthcheck(HealthcheckConfig),
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// TCP port to listen on.
+    #[arg(long, env = "PORT", default_value_t = 8000)]
+    pub port: u16,
+
+    /// Address to listen on; 0.0.0.0 listens on every IPv4 interface.
+    #[arg(long, env = "BIND_ADDRESS", default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+
+    /// Where the data lives: `sqlite://PATH` (a relative PATH starts from
+    /// the working directory; missing folders and file are created).
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/api.db")]
+    pub database_url: DatabaseUrl,
+
+    /// Log line format: `text` for people, `json` for collectors, `auto`
+    /// for text on a terminal and JSON lines otherwise.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+
+    /// Which log lines to keep, as a tracing filter (`info`,
+    /// `api=debug,tower_http=debug`, ...).
+    #[arg(long, env = "RUST_LOG", default_value = "info", value_parser = parse_log_filter)]
+    pub log_filter: String,
+
+    /// Longest time a request may take before it is answered 503 and its
+    /// work dropped (`10s`, `500ms`, ...).
+    #[arg(
+        long,
+        env = "REQUEST_TIMEOUT",
+        default_value = "10s",
+        value_parser = parse_positive_duration
+    )]
+    pub request_timeout: Duration,
+
+    /// Largest request body accepted (`64KiB`, `1MB`, or bytes); larger
+    /// bodies are answered 413.
+    #[arg(long, env = "BODY_LIMIT", default_value = "64KiB", value_parser = parse_body_limit)]
+    pub body_limit: usize,
+
+    /// How long requests in flight may run on after SIGTERM or SIGINT
+    /// before the process exits anyway.
+    #[arg(
+        long,
+        env = "SHUTDOWN_GRACE_PERIOD",
+        default_value = "20s",
+        value_parser = parse_duration
+    )]
+    pub shutdown_grace_period: Duration,
+}
+
+/// Options of `api healthcheck`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckConfig {
+    /// URL to probe; defaults to the local service's /health on PORT.
+    #[arg(long, env = "HEALTHCHECK_URL")]
+    pub url: Option<String>,
+
+    /// Port of the local service, used when no URL is given.
+    #[arg(long, env = "PORT", default_value_t = 8000)]
+    pub port: u16,
+
+    /// How long to wait for the answer.
+    #[arg(long, default_value = "2s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+}
+
+impl HealthcheckConfig {
+    /// The URL to probe.
+    pub fn url(&self) -> String {
+        match &self.url {
+            Some(url) => url.clone(),
+            None => format!("http://127.0.0.1:{}/health", self.port),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Text on a terminal, JSON lines otherwise.
+    Auto,
+    /// One JSON object a line.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// A validated `DATABASE_URL`.
+///
+/// Only SQLite is built in; the scheme is kept explicit so that another
+/// store can be added without changing how the location is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A SQLite database file.
+    Sqlite(PathBuf),
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        let Some((scheme, rest)) = url.split_once(':') else {
+            return Err("expected sqlite://PATH".to_owned());
+        };
+        if scheme != "sqlite" {
+            return Err(format!(
+                "unsupported scheme `{scheme}`: only sqlite://PATH is built in"
+            ));
+        }
+
+        // `sqlite://data/api.db` and `sqlite:data/api.db` name the same
+        // relative file; `sqlite:///var/lib/api.db` is absolute.
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        if path.is_empty() {
+            return Err("the sqlite URL names no file".to_owned());
+        }
+        if path.contains('?') {
+            return Err("query parameters are not supported in the sqlite URL".to_owned());
+        }
+        if path == ":memory:" {
+            return Err("an in-memory database would lose every write; name a file".to_owned());
+        }
+        Ok(Self::Sqlite(PathBuf::from(path)))
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+        }
+    }
+}
+
+fn parse_log_filter(filter: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(filter)
+        .map(|_| filter.to_owned())
+        .map_err(|error| error.to_string())
+}
+
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value).map_err(|error| format!("{error} (try `10s` or `500ms`)"))
+}
+
+fn parse_positive_duration(value: &str) -> Result<Duration, String> {
+    let duration = parse_duration(value)?;
+    if duration.is_zero() {
+        return Err("must be longer than zero".to_owned());
+    }
+    Ok(duration)
+}
+
+/// Body limits below this would refuse even a small valid user.
+const MIN_BODY_LIMIT: usize = 256;
+
+fn parse_body_limit(value: &str) -> Result<usize, String> {
+    let size: bytesize::ByteSize = value.parse()?;
+    let bytes = usize::try_from(size.as_u64()).map_err(|_| "too large".to_owned())?;
+    if bytes < MIN_BODY_LIMIT {
+        return Err(format!("must be at least {MIN_BODY_LIMIT} bytes"));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_name_relative_and_absolute_files() {
+        let cases = [
+            ("sqlite://data/api.db", "data/api.db"),
+            ("sqlite:data/api.db", "data/api.db"),
+            ("sqlite:///var/lib/api/api.db", "/var/lib/api/api.db"),
+        ];
+        for (url, path) in cases {
+            assert_eq!(
+                url.parse::<DatabaseUrl>(),
+                Ok(DatabaseUrl::Sqlite(PathBuf::from(path))),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn database_urls_other_than_sqlite_files_are_refused() {
+        for url in [
+            "postgres://localhost/api",
+            "sqlite://",
+            "sqlite::memory:",
+            "data.db",
+        ] {
+            assert!(url.parse::<DatabaseUrl>().is_err(), "{url} was accepted");
+        }
+    }
+
+    #[test]
+    fn body_limits_accept_units_and_refuse_tiny_values() {
+        assert_eq!(parse_body_limit("64KiB"), Ok(65_536));
+        assert_eq!(parse_body_limit("1000"), Ok(1000));
+        assert!(parse_body_limit("10").is_err());
+        assert!(parse_body_limit("lots").is_err());
+    }
+
+    #[test]
+    fn zero_timeouts_are_refused() {
+        assert!(parse_positive_duration("0s").is_err());
+        assert_eq!(
+            parse_positive_duration("250ms"),
+            Ok(Duration::from_millis(250))
+        );
+    }
+
+    #[test]
+    fn no_arguments_means_serve_with_defaults() {
+        let cli = Cli::try_parse_from(["api"]).expect("defaults parse");
+
+        let Command::Serve(config) = cli.into_command() else {
+            panic!("expected the serve command");
+        };
+
+        assert_eq!(config.port, 8000);
+        assert_eq!(config.body_limit, 65_536);
+        assert_eq!(config.request_timeout, Duration::from_secs(10));
+        assert_eq!(config.shutdown_grace_period, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,96 @@
+//! The middleware every request passes through, outermost first:
+//!
+//! 1. a request id, taken from `x-request-id` or generated, and echoed on
+//!    the response;
+//! 2. a tracing span named `request` that carries that id, so every log line
+//!    of the request names it;
+//! 3. panic recovery: a panicking handler is answered 500 and the server
+//!    keeps serving;
+//! 4. the request timeout: a slower request is answered 503 and its future
+//!    dropped;
+//! 5. the body limit, enforced by the body extractors.
+//!
+//! Routing and handlers live in [`crate::routes`].
+
+use std::{any::Any, time::Duration};
+
+use axum::{
+    Extension, Router,
+    extract::{DefaultBodyLimit, Request, State},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use tower::ServiceBuilder;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+use crate::{error::ApiError, extract::BodyLimit};
+
+/// Limits applied to every request.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Longest a request may take before it is answered 503.
+    pub request_timeout: Duration,
+    /// Largest body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+/// Wraps a router in the service's middleware.
+pub fn with_middleware(router: Router, limits: HttpLimits) -> Router {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_span)
+                    .on_failure(()),
+            )
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(CatchPanicLayer::custom(answer_panic))
+            .layer(middleware::from_fn_with_state(
+                limits.request_timeout,
+                enforce_timeout,
+            ))
+            .layer(DefaultBodyLimit::max(limits.body_limit))
+            .layer(Extension(BodyLimit(limits.body_limit))),
+    )
+}
+
+/// The span every log line of a request is written in.
+fn request_span(request: &Request) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = request.uri().path(),
+        request_id,
+    )
+}
+
+async fn enforce_timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_elapsed) => {
+            tracing::warn!(timeout = ?limit, "request timed out");
+            ApiError::Timeout.into_response()
+        }
+    }
+}
+
+fn answer_panic(payload: Box<dyn Any + Send + 'static>) -> Response {
+    let message = if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic with no message".to_owned()
+    };
+    ApiError::Panic(message).into_response()
+}
