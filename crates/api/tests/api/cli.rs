@@ -1,0 +1,289 @@
+//! The `api` binary as a process: configuration errors, signals, crashes,
+//! and the health check command.
+
+use std::{
+    path::Path,
+    process::{ExitStatus, Stdio},
+    time::Duration,
+};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+/// Every variable the service reads, so the environment of the test run
+/// cannot leak into the process under test.
+const SERVICE_VARIABLES: [&str; 9] = [
+    "PORT",
+    "BIND_ADDRESS",
+    "DATABASE_URL",
+    "LOG_FORMAT",
+    "RUST_LOG",
+    "REQUEST_TIMEOUT",
+    "BODY_LIMIT",
+    "SHUTDOWN_GRACE_PERIOD",
+    "HEALTHCHECK_URL",
+];
+
+fn api() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_api"));
+    for variable in SERVICE_VARIABLES {
+        command.env_remove(variable);
+    }
+    command.kill_on_drop(true);
+    command
+}
+
+/// A running `api serve` process and the address it reported.
+struct Process {
+    child: Child,
+    address: String,
+}
+
+impl Process {
+    /// Starts the binary on a free loopback port with `database`, and waits
+    /// for its `listening` log line.
+    async fn start(database: &Path) -> Self {
+        let mut child = api()
+            .env("PORT", "0")
+            .env("BIND_ADDRESS", "127.0.0.1")
+            .env("DATABASE_URL", format!("sqlite://{}", database.display()))
+            .env("LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("api starts");
+
+        let stdout = child.stdout.take().expect("stdout piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let address = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(line) = lines.next_line().await.expect("read stdout") {
+                let entry: Value = serde_json::from_str(&line).expect("JSON log line");
+                if entry["message"] == "listening" {
+                    return entry["address"].as_str().expect("address").to_owned();
+                }
+            }
+            panic!("api exited without listening");
+        })
+        .await
+        .expect("api listens within 10 s");
+
+        // Keep draining stdout so the process never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, address }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("process running").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-s", name, &pid])
+            .status();
+        assert!(status.expect("kill runs").success(), "kill -s {name} {pid}");
+    }
+
+    async fn wait(mut self) -> ExitStatus {
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("api exits within 10 s")
+            .expect("exit status")
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_flag_exits_2_with_one_line_naming_it() {
+    let cases = [
+        (["--port", "eighty"], "--port <PORT>"),
+        (
+            ["--bind-address", "localhost"],
+            "--bind-address <BIND_ADDRESS>",
+        ),
+        (
+            ["--shutdown-grace-period", "soon"],
+            "--shutdown-grace-period <SHUTDOWN_GRACE_PERIOD>",
+        ),
+    ];
+
+    for (args, named) in cases {
+        let output = api().args(args).output().await.expect("api runs");
+
+        assert_one_line_error(&output, named);
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_variable_exits_2_with_one_line_naming_it() {
+    let cases = [
+        ("PORT", "70000"),
+        ("DATABASE_URL", "postgres://db/api"),
+        ("REQUEST_TIMEOUT", "0s"),
+        ("BODY_LIMIT", "lots"),
+        ("LOG_FORMAT", "xml"),
+    ];
+
+    for (variable, value) in cases {
+        let output = api().env(variable, value).output().await.expect("api runs");
+
+        assert_one_line_error(&output, &format!("<{variable}>"));
+    }
+}
+
+/// Exit code 2 and a single `error:` line on stderr that contains `named`.
+fn assert_one_line_error(output: &std::process::Output, named: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{named}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains(named),
+        "{named}: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_database_that_cannot_be_opened_exits_1_naming_the_file() {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let not_a_database = folder.path().join("notes.txt");
+    std::fs::write(&not_a_database, "this is not a SQLite file, not at all").expect("write");
+
+    let output = api()
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", not_a_database.display()),
+        )
+        .env("PORT", "0")
+        .env("LOG_FORMAT", "json")
+        .output()
+        .await
+        .expect("api runs");
+
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let expected = format!("failed to open database at {}", not_a_database.display());
+    assert!(stdout.contains(&expected), "{stdout}");
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_0_leaving_a_complete_database() {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let database = folder.path().join("api.db");
+    let process = Process::start(&database).await;
+    let client = reqwest::Client::new();
+    let body = json!({ "name": "Ada", "email": "ada@example.com" });
+    let created = client
+        .post(process.url("/v1/users"))
+        .json(&body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), StatusCode::CREATED);
+
+    process.signal("TERM");
+    let status = process.wait().await;
+
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        !database.with_file_name("api.db-wal").exists(),
+        "the WAL is folded in on exit"
+    );
+}
+
+#[tokio::test]
+async fn acknowledged_creates_survive_kill_9() {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let database = folder.path().join("api.db");
+    let process = Process::start(&database).await;
+    let client = reqwest::Client::new();
+    let mut acknowledged = Vec::new();
+    for n in 0..100 {
+        let body = json!({ "name": "Durable", "email": format!("durable{n}@example.com") });
+        let response = client
+            .post(process.url("/v1/users"))
+            .json(&body)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let user: Value = response.json().await.expect("JSON");
+        acknowledged.push(user["id"].as_i64().expect("id"));
+    }
+
+    process.signal("KILL");
+    let status = process.wait().await;
+    let restarted = Process::start(&database).await;
+    let page: Value = client
+        .get(restarted.url("/v1/users?limit=500"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+
+    assert_eq!(status.code(), None, "killed by a signal");
+    let mut stored: Vec<i64> = page["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .map(|u| u["id"].as_i64().expect("id"))
+        .collect();
+    stored.sort_unstable();
+    assert_eq!(stored, acknowledged);
+}
+
+#[tokio::test]
+async fn healthcheck_exits_0_for_a_healthy_server() {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let process = Process::start(&folder.path().join("api.db")).await;
+
+    let output = api()
+        .args(["healthcheck", "--url", &process.url("/health")])
+        .output()
+        .await
+        .expect("runs");
+
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn healthcheck_exits_1_when_nothing_answers_200() {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let process = Process::start(&folder.path().join("api.db")).await;
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    };
+    let cases = [
+        (
+            format!("http://127.0.0.1:{closed_port}/health"),
+            "cannot reach",
+        ),
+        (process.url("/missing"), "answered 404"),
+        ("https://127.0.0.1/health".to_owned(), "not an http:// URL"),
+    ];
+
+    for (url, reason) in cases {
+        let output = api()
+            .args(["healthcheck", "--url", &url])
+            .output()
+            .await
+            .expect("runs");
+
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{url}");
+        assert!(
+            stderr.starts_with("unhealthy: ") && stderr.contains(reason),
+            "{url}: {stderr}"
+        );
+    }
+}

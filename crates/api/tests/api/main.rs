@@ -1,0 +1,9 @@
+//! Black-box tests of the `api` service: a real server on a real socket,
+//! each test with its own SQLite file.
+
+mod cli;
+mod errors;
+mod helpers;
+mod lifecycle;
+mod service;
+mod users;
