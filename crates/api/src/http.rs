@@ -22,9 +22,10 @@ use axum::{
 };
 use tower::ServiceBuilder;
 use tower_http::{
+    LatencyUnit,
     catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    trace::TraceLayer,
+    trace::{DefaultOnResponse, TraceLayer},
 };
 
 use crate::{error::ApiError, extract::BodyLimit};
@@ -46,6 +47,9 @@ pub fn with_middleware(router: Router, limits: HttpLimits) -> Router {
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(request_span)
+                    .on_response(DefaultOnResponse::new().latency_unit(LatencyUnit::Micros))
+                    // Server faults are logged where they happen, with
+                    // their cause; a second line per fault adds only noise.
                     .on_failure(()),
             )
             .layer(PropagateRequestIdLayer::x_request_id())

@@ -18,10 +18,11 @@ use crate::config::LogFormat;
 /// installed.
 pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(filter)?;
+    let terminal = std::io::stdout().is_terminal();
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,
-        LogFormat::Auto => !std::io::stdout().is_terminal(),
+        LogFormat::Auto => !terminal,
     };
 
     let registry = tracing_subscriber::registry().with(filter);
@@ -33,7 +34,8 @@ pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<()> {
             .with_span_list(false);
         registry.with(layer).try_init()?;
     } else {
-        registry.with(fmt::layer()).try_init()?;
+        // Colours only where a person reads them, not in a file or a pipe.
+        registry.with(fmt::layer().with_ansi(terminal)).try_init()?;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 use std::{
     path::Path,
     process::{ExitStatus, Stdio},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -12,6 +13,8 @@ use serde_json::{Value, json};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
+    sync::oneshot,
+    task::JoinHandle,
 };
 
 /// Every variable the service reads, so the environment of the test run
@@ -37,17 +40,26 @@ fn api() -> Command {
     command
 }
 
-/// A running `api serve` process and the address it reported.
+/// A running `api serve` process, the address it reported, and every line it
+/// has logged.
 struct Process {
     child: Child,
     address: String,
+    log: Arc<Mutex<Vec<Value>>>,
+    reader: JoinHandle<()>,
 }
 
 impl Process {
     /// Starts the binary on a free loopback port with `database`, and waits
     /// for its `listening` log line.
     async fn start(database: &Path) -> Self {
+        Self::start_logging(database, "info").await
+    }
+
+    /// Like `start`, keeping log lines down to `level`.
+    async fn start_logging(database: &Path, level: &str) -> Self {
         let mut child = api()
+            .env("RUST_LOG", level)
             .env("PORT", "0")
             .env("BIND_ADDRESS", "127.0.0.1")
             .env("DATABASE_URL", format!("sqlite://{}", database.display()))
@@ -57,23 +69,34 @@ impl Process {
             .spawn()
             .expect("api starts");
 
-        let stdout = child.stdout.take().expect("stdout piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let address = tokio::time::timeout(Duration::from_secs(10), async {
-            while let Some(line) = lines.next_line().await.expect("read stdout") {
+        // Read stdout to the end, so the process never blocks on a full
+        // pipe, and keep each line for the test to inspect.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (listening, address) = oneshot::channel();
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout piped")).lines();
+        let kept = Arc::clone(&log);
+        let reader = tokio::spawn(async move {
+            let mut listening = Some(listening);
+            while let Ok(Some(line)) = lines.next_line().await {
                 let entry: Value = serde_json::from_str(&line).expect("JSON log line");
                 if entry["message"] == "listening" {
-                    return entry["address"].as_str().expect("address").to_owned();
+                    let address = entry["address"].as_str().expect("address").to_owned();
+                    listening.take().map(|listening| listening.send(address));
                 }
+                kept.lock().expect("log lock").push(entry);
             }
-            panic!("api exited without listening");
-        })
-        .await
-        .expect("api listens within 10 s");
+        });
 
-        // Keep draining stdout so the process never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, address }
+        let address = tokio::time::timeout(Duration::from_secs(10), address)
+            .await
+            .expect("api listens within 10 s")
+            .expect("api exited without listening");
+        Self {
+            child,
+            address,
+            log,
+            reader,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -88,11 +111,16 @@ impl Process {
         assert!(status.expect("kill runs").success(), "kill -s {name} {pid}");
     }
 
-    async fn wait(mut self) -> ExitStatus {
-        tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+    /// Waits for the process to exit; returns how it exited and everything
+    /// it logged.
+    async fn wait(mut self) -> (ExitStatus, Vec<Value>) {
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
             .await
             .expect("api exits within 10 s")
-            .expect("exit status")
+            .expect("exit status");
+        self.reader.await.expect("stdout fully read");
+        let log = self.log.lock().expect("log lock").clone();
+        (status, log)
     }
 }
 
@@ -184,7 +212,7 @@ async fn sigterm_drains_and_exits_0_leaving_a_complete_database() {
     assert_eq!(created.status(), StatusCode::CREATED);
 
     process.signal("TERM");
-    let status = process.wait().await;
+    let (status, _) = process.wait().await;
 
     assert_eq!(status.code(), Some(0));
     assert!(
@@ -214,7 +242,7 @@ async fn acknowledged_creates_survive_kill_9() {
     }
 
     process.signal("KILL");
-    let status = process.wait().await;
+    let (status, _) = process.wait().await;
     let restarted = Process::start(&database).await;
     let page: Value = client
         .get(restarted.url("/v1/users?limit=500"))
@@ -234,6 +262,39 @@ async fn acknowledged_creates_survive_kill_9() {
         .collect();
     stored.sort_unstable();
     assert_eq!(stored, acknowledged);
+}
+
+#[tokio::test]
+async fn every_log_line_of_a_request_names_its_request_id() {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let process = Process::start_logging(&folder.path().join("api.db"), "debug").await;
+    let client = reqwest::Client::new();
+
+    let response = client
+        .get(process.url("/v1/users/4242"))
+        .header("x-request-id", "trace-me-4242")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    process.signal("TERM");
+    let (_, log) = process.wait().await;
+
+    let of_request: Vec<&Value> = log
+        .iter()
+        .filter(|entry| entry["span"]["path"] == "/v1/users/4242")
+        .collect();
+    assert!(
+        of_request.len() >= 3,
+        "start, refusal and finish: {of_request:#?}"
+    );
+    for entry in of_request {
+        assert_eq!(entry["span"]["request_id"], "trace-me-4242", "{entry}");
+    }
+    let refused = log
+        .iter()
+        .find(|entry| entry["message"] == "request refused");
+    assert!(refused.is_some_and(|entry| entry["span"]["request_id"] == "trace-me-4242"));
 }
 
 #[tokio::test]
