@@ -55,6 +55,11 @@ pub struct ServeConfig {
     #[arg(long, env = "PORT", default_value_t = 8000)]
     pub port: u16,
 
+    /// Serve /metrics on this port (same address) instead of the public
+    /// one, where it then answers 404.
+    #[arg(long, env = "METRICS_PORT")]
+    pub metrics_port: Option<u16>,
+
     /// Address to listen on; 0.0.0.0 listens on every IPv4 interface.
     #[arg(long, env = "BIND_ADDRESS", default_value = "0.0.0.0")]
     pub bind_address: IpAddr,

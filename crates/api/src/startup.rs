@@ -1,16 +1,24 @@
 //! Building the server from its configuration, and running it until it is
 //! told to stop.
 //!
-//! Shutdown runs in this order: `/ready` turns 503, the listener stops
+//! The metrics layer wraps everything else, so it times the whole request
+//! and counts the answers of the inner layers (a timeout's 503, a caught
+//! panic's 500). `/metrics` is answered by that layer on the public port,
+//! or, when `METRICS_PORT` is set, by a second listener of its own.
+//!
+//! Shutdown runs in this order: `/ready` turns 503, the listeners stop
 //! accepting, requests in flight finish (or the grace period runs out), and
 //! the database is checkpointed and closed.
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
-use tokio::{net::TcpListener, sync::oneshot};
+use axum::Router;
+use http_metrics::{BuildInfo, HttpMetrics};
+use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
+    build_info::BUILD_INFO,
     config::{DatabaseUrl, ServeConfig},
     http::{self, HttpLimits},
     routes,
@@ -18,21 +26,29 @@ use crate::{
     storage::{SqliteStore, UserStore},
 };
 
+/// Where scrapes are answered, on whichever port serves them.
+pub const METRICS_PATH: &str = "/metrics";
+
+/// The prefix of the service's own metric names (`api_http_request_total`).
+const METRICS_NAMESPACE: &str = "api";
+
 /// A bound, ready-to-run server.
 pub struct Server {
     listener: TcpListener,
-    app: axum::Router,
+    app: Router,
+    /// The separate metrics listener and its router, when configured.
+    metrics_listener: Option<(TcpListener, Router)>,
     store: SqliteStore,
     readiness: Readiness,
     grace_period: Duration,
 }
 
 impl Server {
-    /// Opens the database and binds the listener.
+    /// Opens the database, describes the metrics and binds the listeners.
     ///
     /// # Errors
     ///
-    /// Fails when the database cannot be opened or migrated, or the address
+    /// Fails when the database cannot be opened or migrated, or an address
     /// cannot be bound; the message names which.
     pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
         let DatabaseUrl::Sqlite(path) = &config.database_url;
@@ -40,11 +56,7 @@ impl Server {
         let store = SqliteStore::open(path, readers)
             .with_context(|| format!("failed to open database at {}", path.display()))?;
 
-        let address = SocketAddr::new(config.bind_address, config.port);
-        let listener = TcpListener::bind(address)
-            .await
-            .with_context(|| format!("failed to listen on {address}"))?;
-
+        let metrics = describe_metrics(config.metrics_port.is_none())?;
         let readiness = Readiness::default();
         let state = AppState {
             store: store.clone(),
@@ -54,18 +66,30 @@ impl Server {
             request_timeout: config.request_timeout,
             body_limit: config.body_limit,
         };
-        let app = http::with_middleware(routes::router(state), limits);
+        let app = http::with_middleware(routes::router(state), limits).layer(metrics.layer());
+
+        let listener = bind(SocketAddr::new(config.bind_address, config.port)).await?;
+        let metrics_listener = match config.metrics_port {
+            Some(port) => {
+                let listener = bind(SocketAddr::new(config.bind_address, port)).await?;
+                let router = Router::new().route_service(METRICS_PATH, metrics.endpoint());
+                Some((listener, router))
+            }
+            None => None,
+        };
 
         Ok(Self {
             listener,
             app,
+            metrics_listener,
             store,
             readiness,
             grace_period: config.shutdown_grace_period,
         })
     }
 
-    /// The address the listener is bound to (useful after binding port 0).
+    /// The address the public listener is bound to (useful after binding
+    /// port 0).
     ///
     /// # Errors
     ///
@@ -74,12 +98,23 @@ impl Server {
         Ok(self.listener.local_addr()?)
     }
 
+    /// The address of the separate metrics listener, when there is one.
+    ///
+    /// # Errors
+    ///
+    /// Fails only if the operating system cannot report the address.
+    pub fn metrics_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        match &self.metrics_listener {
+            Some((listener, _)) => Ok(Some(listener.local_addr()?)),
+            None => Ok(None),
+        }
+    }
+
     /// Serves until `shutdown` completes, then drains and closes.
     ///
     /// # Errors
     ///
-    /// Fails when the listener fails or the database cannot be closed
-    /// cleanly.
+    /// Fails when a listener fails or the database cannot be closed cleanly.
     pub async fn run_until<F>(self, shutdown: F) -> anyhow::Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
@@ -87,6 +122,7 @@ impl Server {
         let Self {
             listener,
             app,
+            metrics_listener,
             store,
             readiness,
             grace_period,
@@ -94,24 +130,42 @@ impl Server {
         let address = listener.local_addr()?;
         tracing::info!(%address, database = %store.path().display(), "listening");
 
-        // The grace period starts when draining does, not when serving does.
-        let (drain_started, drain_start) = oneshot::channel();
-        let drain = async move {
+        // Every listener and the grace period start draining together.
+        let (start_draining, draining) = watch::channel(false);
+        tokio::spawn(async move {
             shutdown.await;
             readiness.start_draining();
             tracing::info!(grace_period = ?grace_period, "draining");
-            let _ = drain_started.send(());
-        };
-        let deadline = async move {
-            match drain_start.await {
-                Ok(()) => tokio::time::sleep(grace_period).await,
-                Err(_) => std::future::pending().await,
+            start_draining.send_replace(true);
+        });
+
+        let metrics_server = match metrics_listener {
+            Some((listener, router)) => {
+                tracing::info!(address = %listener.local_addr()?, "serving metrics");
+                let serve =
+                    axum::serve(listener, router).with_graceful_shutdown(drained(draining.clone()));
+                Some(tokio::spawn(serve.into_future()))
             }
+            None => None,
+        };
+        let serve_all = async {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(drained(draining.clone()))
+                .await?;
+            if let Some(metrics_server) = metrics_server {
+                metrics_server
+                    .await
+                    .context("the metrics listener task failed")??;
+            }
+            anyhow::Ok(())
+        };
+        let deadline = async {
+            drained(draining.clone()).await;
+            tokio::time::sleep(grace_period).await;
         };
 
-        let serve = axum::serve(listener, app).with_graceful_shutdown(drain);
         tokio::select! {
-            served = serve => served.context("the server failed")?,
+            served = serve_all => served.context("the server failed")?,
             () = deadline => tracing::warn!("grace period over with requests still in flight"),
         }
 
@@ -121,6 +175,39 @@ impl Server {
             .context("failed to close the database")?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("failed to listen on {address}"))
+}
+
+/// The service's metrics: every route, its build, and `/metrics` answered by
+/// the layer itself when `serve_publicly`.
+fn describe_metrics(serve_publicly: bool) -> anyhow::Result<HttpMetrics> {
+    let build = BuildInfo {
+        version: BUILD_INFO.version.to_owned(),
+        revision: BUILD_INFO.revision.to_owned(),
+        rustc: BUILD_INFO.rustc.to_owned(),
+    };
+    let mut builder = HttpMetrics::builder()
+        .namespace(METRICS_NAMESPACE)
+        .build_info(build);
+    for (template, expected) in routes::route_series() {
+        builder = builder.route(*template, expected.iter().cloned());
+    }
+    if serve_publicly {
+        builder = builder.serve_at(METRICS_PATH);
+    }
+    builder.build().context("failed to describe the metrics")
+}
+
+/// Completes once draining has begun; never, if it cannot begin any more.
+async fn drained(mut draining: watch::Receiver<bool>) {
+    if draining.wait_for(|draining| *draining).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

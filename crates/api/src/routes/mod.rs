@@ -6,9 +6,22 @@
 mod service;
 mod users;
 
-use axum::Router;
+use axum::{Router, http::Method};
 
 use crate::{error::ApiError, state::AppState, storage::UserStore};
+
+/// A route template with the methods it serves and the status each answers
+/// on success.
+pub type RouteSeries = (&'static str, &'static [(Method, u16)]);
+
+/// Every route of the service, for the metrics layer: it matches requests
+/// against these templates (a route missing here would be counted as
+/// unmatched) and creates their success series at zero.
+pub fn route_series() -> impl Iterator<Item = &'static RouteSeries> {
+    service::ROUTE_SERIES
+        .iter()
+        .chain(users::ROUTE_SERIES.iter())
+}
 
 /// Every route of the service, with its state, without middleware.
 pub fn router<S: UserStore>(state: AppState<S>) -> Router {

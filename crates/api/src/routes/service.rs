@@ -1,7 +1,14 @@
 //! Routes about the service itself rather than its data.
 
-use axum::{Json, Router, extract::State, http::header, response::IntoResponse, routing::get};
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{Method, header},
+    response::IntoResponse,
+    routing::get,
+};
 
+use super::RouteSeries;
 use crate::{
     build_info::{BUILD_INFO, BuildInfo},
     error::ApiError,
@@ -18,12 +25,25 @@ const GREETING: &str = concat!(
     "! <3\n"
 );
 
+const ROOT: &str = "/";
+const HEALTH: &str = "/health";
+const READY: &str = "/ready";
+const VERSION: &str = "/version";
+
+/// The routes below with the status each answers on success.
+pub(super) const ROUTE_SERIES: [RouteSeries; 4] = [
+    (ROOT, &[(Method::GET, 200)]),
+    (HEALTH, &[(Method::GET, 200)]),
+    (READY, &[(Method::GET, 200)]),
+    (VERSION, &[(Method::GET, 200)]),
+];
+
 pub(super) fn router<S: UserStore>() -> Router<AppState<S>> {
     Router::new()
-        .route("/", get(greet))
-        .route("/health", get(health))
-        .route("/ready", get(ready::<S>))
-        .route("/version", get(version))
+        .route(ROOT, get(greet))
+        .route(HEALTH, get(health))
+        .route(READY, get(ready::<S>))
+        .route(VERSION, get(version))
 }
 
 async fn greet() -> &'static str {

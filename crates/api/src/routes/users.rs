@@ -6,12 +6,13 @@
 use axum::{
     Json, Router,
     extract::{Query, State},
-    http::{StatusCode, header},
+    http::{Method, StatusCode, header},
     response::IntoResponse,
     routing::get,
 };
 use serde::{Deserialize, Serialize};
 
+use super::RouteSeries;
 use crate::{
     error::{ApiError, InvalidField},
     extract::{JsonBody, UserIdParam},
@@ -20,11 +21,27 @@ use crate::{
     users::{Cursor, Email, NewUser, PageRequest, User, UserChanges, UserName},
 };
 
+const USERS: &str = "/v1/users";
+const USER: &str = "/v1/users/{id}";
+
+/// The routes below with the status each method answers on success.
+pub(super) const ROUTE_SERIES: [RouteSeries; 2] = [
+    (USERS, &[(Method::GET, 200), (Method::POST, 201)]),
+    (
+        USER,
+        &[
+            (Method::GET, 200),
+            (Method::PATCH, 200),
+            (Method::DELETE, 204),
+        ],
+    ),
+];
+
 pub(super) fn router<S: UserStore>() -> Router<AppState<S>> {
     Router::new()
-        .route("/v1/users", get(list_users::<S>).post(create_user::<S>))
+        .route(USERS, get(list_users::<S>).post(create_user::<S>))
         .route(
-            "/v1/users/{id}",
+            USER,
             get(get_user::<S>)
                 .patch(update_user::<S>)
                 .delete(delete_user::<S>),

@@ -24,6 +24,8 @@ use tokio::{
 /// A running server and a client for it.
 pub(crate) struct TestApp {
     pub(crate) address: SocketAddr,
+    /// The separate metrics listener, when `METRICS_PORT` is configured.
+    pub(crate) metrics_address: Option<SocketAddr>,
     pub(crate) client: reqwest::Client,
     pub(crate) database: PathBuf,
     stop: Option<oneshot::Sender<()>>,
@@ -37,6 +39,7 @@ pub(crate) struct TestApp {
 pub(crate) fn test_config(database: &Path) -> ServeConfig {
     ServeConfig {
         port: 0,
+        metrics_port: None,
         bind_address: Ipv4Addr::LOCALHOST.into(),
         database_url: DatabaseUrl::Sqlite(database.to_owned()),
         log_format: LogFormat::Text,
@@ -71,6 +74,7 @@ impl TestApp {
         let DatabaseUrl::Sqlite(database) = config.database_url.clone();
         let server = Server::build(&config).await.expect("server builds");
         let address = server.local_addr().expect("bound address");
+        let metrics_address = server.metrics_addr().expect("metrics address");
 
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(server.run_until(async move {
@@ -79,6 +83,7 @@ impl TestApp {
 
         Self {
             address,
+            metrics_address,
             client: reqwest::Client::new(),
             database,
             stop: Some(stop),
@@ -116,6 +121,13 @@ impl TestApp {
             .send()
             .await
             .expect("request sent")
+    }
+
+    /// The text exposition from the public port's /metrics.
+    pub(crate) async fn scrape(&self) -> String {
+        let response = self.get("/metrics").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.expect("exposition text")
     }
 
     pub(crate) async fn create_user(&self, name: &str, email: &str) -> Response {
