@@ -13,9 +13,10 @@
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use anyhow::Context;
-use axum::Router;
-use http_metrics::{BuildInfo, HttpMetrics};
+use axum::{Router, ServiceExt, extract::Request};
+use http_metrics::{BuildInfo, HttpMetrics, MetricsService};
 use tokio::{net::TcpListener, sync::watch};
+use tower::Layer as _;
 
 use crate::{
     build_info::BUILD_INFO,
@@ -35,7 +36,8 @@ const METRICS_NAMESPACE: &str = "api";
 /// A bound, ready-to-run server.
 pub struct Server {
     listener: TcpListener,
-    app: Router,
+    /// The whole service: routes and middleware, inside the metrics layer.
+    app: MetricsService<Router>,
     /// The separate metrics listener and its router, when configured.
     metrics_listener: Option<(TcpListener, Router)>,
     store: SqliteStore,
@@ -66,7 +68,12 @@ impl Server {
             request_timeout: config.request_timeout,
             body_limit: config.body_limit,
         };
-        let app = http::with_middleware(routes::router(state), limits).layer(metrics.layer());
+        // Wrapping the finished router once, rather than `Router::layer`,
+        // which would box a copy of the layer around every route and clone
+        // it for each request.
+        let app = metrics
+            .layer()
+            .layer(http::with_middleware(routes::router(state), limits));
 
         let listener = bind(SocketAddr::new(config.bind_address, config.port)).await?;
         let metrics_listener = match config.metrics_port {
@@ -149,7 +156,7 @@ impl Server {
             None => None,
         };
         let serve_all = async {
-            axum::serve(listener, app)
+            axum::serve(listener, ServiceExt::<Request>::into_make_service(app))
                 .with_graceful_shutdown(drained(draining.clone()))
                 .await?;
             if let Some(metrics_server) = metrics_server {

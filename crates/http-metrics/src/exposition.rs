@@ -11,7 +11,7 @@ use std::{fmt::Write as _, io::Write as _};
 
 use bytes::Bytes;
 use flate2::{Compression, write::GzEncoder};
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 
 use crate::{BuildInfo, registry::Registry};
 
@@ -101,8 +101,22 @@ pub(crate) struct Exposition<'a> {
 }
 
 impl Exposition<'_> {
-    /// The answer to a scrape with these request headers.
-    pub(crate) fn response<B: From<Bytes>>(&self, request_headers: &HeaderMap) -> Response<B> {
+    /// The answer to a scrape: the exposition for GET and HEAD, in the
+    /// format and encoding the headers ask for; 405 for any other method.
+    pub(crate) fn response<B: From<Bytes>>(
+        &self,
+        method: &Method,
+        request_headers: &HeaderMap,
+    ) -> Response<B> {
+        if method != Method::GET && method != Method::HEAD {
+            let mut response = Response::new(B::from(Bytes::new()));
+            *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+
         let format = Format::negotiate(request_headers);
         let text = self.render(format);
 

@@ -72,7 +72,10 @@ where
         // Scrapes are answered here and not counted, so that watching the
         // service does not change what is watched.
         if Some(route) == self.shared.exposition_route {
-            let response = self.shared.exposition().response(request.headers());
+            let response = self
+                .shared
+                .exposition()
+                .response(request.method(), request.headers());
             return ResponseFuture {
                 kind: Kind::Exposition {
                     response: Some(response),

@@ -52,6 +52,11 @@
 //! 500). A handler panic that nothing catches is still counted as a 500. A
 //! request whose client disconnects before the answer is not counted.
 //!
+//! Wrap the finished router as one service (`metrics.layer().layer(router)`,
+//! served with `axum::ServiceExt::into_make_service`) rather than calling
+//! `Router::layer`: axum boxes a copy of a router layer around every route
+//! and clones it per request, which costs more than the metrics do.
+//!
 //! # Example
 //!
 //! ```
@@ -201,7 +206,10 @@ impl<B> tower_service::Service<Request<B>> for MetricsEndpoint {
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        std::future::ready(Ok(self.shared.exposition().response(request.headers())))
+        std::future::ready(Ok(self
+            .shared
+            .exposition()
+            .response(request.method(), request.headers())))
     }
 }
 

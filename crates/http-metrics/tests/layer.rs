@@ -337,6 +337,22 @@ async fn scrapes_are_answered_by_the_layer_and_not_counted() {
 }
 
 #[tokio::test]
+async fn scrapes_with_other_methods_are_refused_with_405() {
+    let metrics = metrics();
+    let app = app(&metrics);
+
+    let response = send(&app, Method::POST, "/metrics").await;
+
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()[header::ALLOW], "GET, HEAD");
+    assert!(
+        metrics
+            .render(Format::Text)
+            .contains("http_server_active_requests 0")
+    );
+}
+
+#[tokio::test]
 async fn scrapes_get_text_by_default_with_its_exact_content_type() {
     let metrics = metrics();
     let app = app(&metrics);
