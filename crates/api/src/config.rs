@@ -8,7 +8,7 @@
 
 use std::{fmt, net::IpAddr, path::PathBuf, str::FromStr, time::Duration};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum, builder::TypedValueParser as _};
 
 /// The `api` command line.
 #[derive(Debug, Parser)]
@@ -103,6 +103,41 @@ pub struct ServeConfig {
         value_parser = parse_duration
     )]
     pub shutdown_grace_period: Duration,
+
+    /// Enable fault injection on /v1 requests, and the /admin/faults
+    /// endpoint that changes it at run time (served on METRICS_PORT, or to
+    /// loopback clients on the public port).
+    #[arg(long, env = "FAULT_INJECTION")]
+    pub fault_injection: bool,
+
+    /// With fault injection (ignored without): latency added to every /v1 request (`300ms`).
+    #[arg(
+        long,
+        env = "FAULT_LATENCY",
+        default_value = "0s",
+        value_parser = parse_duration
+    )]
+    pub fault_latency: Duration,
+
+    /// With fault injection (ignored without): share of /v1 requests answered with an error,
+    /// from 0 to 1.
+    #[arg(
+        long,
+        env = "FAULT_ERROR_RATIO",
+        default_value_t = 0.0,
+        value_parser = parse_ratio
+    )]
+    pub fault_error_ratio: f64,
+
+    /// With fault injection (ignored without): the status of injected errors, 500 or 503.
+    #[arg(
+        long,
+        env = "FAULT_ERROR_STATUS",
+        default_value_t = 500,
+        value_parser = clap::builder::PossibleValuesParser::new(["500", "503"])
+            .map(|status| status.parse::<u16>().unwrap_or(500))
+    )]
+    pub fault_error_status: u16,
 }
 
 /// Options of `api healthcheck`.
@@ -205,6 +240,13 @@ fn parse_positive_duration(value: &str) -> Result<Duration, String> {
         return Err("must be longer than zero".to_owned());
     }
     Ok(duration)
+}
+
+fn parse_ratio(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err("must be a number from 0 to 1".to_owned()),
+    }
 }
 
 /// Body limits below this would refuse even a small valid user.

@@ -76,6 +76,11 @@ pub enum ApiError {
     #[error("{0}")]
     Unavailable(&'static str),
 
+    /// 500 or 503, as configured: fault injection chose to fail this
+    /// request.
+    #[error("fault injection answered this request with an error")]
+    InjectedFault(u16),
+
     /// 500: a handler panicked.
     #[error("a handler panicked: {0}")]
     Panic(String),
@@ -133,6 +138,9 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Timeout | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InjectedFault(status) => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
             Self::Panic(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -152,6 +160,7 @@ impl ApiError {
             Self::Validation(_) => "validation_failed",
             Self::Timeout => "request_timeout",
             Self::Unavailable(_) => "unavailable",
+            Self::InjectedFault(_) => "injected_fault",
             Self::Panic(_) | Self::Internal(_) => "internal_error",
         }
     }
@@ -172,7 +181,12 @@ impl IntoResponse for ApiError {
 
         // Server faults are logged here, inside the request's span, so the
         // line carries the request id; the client gets no internals.
-        let detail = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+        // An injected fault is the service doing what it was asked to.
+        let real_fault = !matches!(self, Self::InjectedFault(_));
+        let detail = if real_fault
+            && status.is_server_error()
+            && status != StatusCode::SERVICE_UNAVAILABLE
+        {
             tracing::error!(error = format!("{self:#}"), "request failed");
             "the server failed to handle the request; it has been logged".to_owned()
         } else {

@@ -14,6 +14,7 @@
 //! - [`users`]: the users record and its validated values;
 //! - [`storage`]: the store interface and its SQLite implementation;
 //! - [`state`]: what handlers share;
+//! - [`faults`]: optional fault injection and its admin endpoint;
 //! - [`build_info`]: what this binary was built from;
 //! - [`healthcheck`]: the client behind `api healthcheck`.
 
@@ -21,6 +22,7 @@ pub mod build_info;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod faults;
 pub mod healthcheck;
 pub mod http;
 pub mod routes;

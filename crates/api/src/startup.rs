@@ -10,10 +10,10 @@
 //! accepting, requests in flight finish (or the grace period runs out), and
 //! the database is checkpointed and closed.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::{Router, ServiceExt, extract::Request};
+use axum::{Router, ServiceExt, extract::Request, http::Method};
 use http_metrics::{BuildInfo, HttpMetrics, MetricsService};
 use tokio::{net::TcpListener, sync::watch};
 use tower::Layer as _;
@@ -21,6 +21,7 @@ use tower::Layer as _;
 use crate::{
     build_info::BUILD_INFO,
     config::{DatabaseUrl, ServeConfig},
+    faults::{self, AdminAccess, FaultSettings, Faults},
     http::{self, HttpLimits},
     routes,
     state::{AppState, Readiness},
@@ -40,6 +41,9 @@ pub struct Server {
     app: MetricsService<Router>,
     /// The separate metrics listener and its router, when configured.
     metrics_listener: Option<(TcpListener, Router)>,
+    /// Whether the public listener must record client addresses (for the
+    /// loopback-only admin endpoint); it costs a little per request.
+    public_connect_info: bool,
     store: SqliteStore,
     readiness: Readiness,
     grace_period: Duration,
@@ -58,11 +62,25 @@ impl Server {
         let store = SqliteStore::open(path, readers)
             .with_context(|| format!("failed to open database at {}", path.display()))?;
 
-        let metrics = describe_metrics(config.metrics_port.is_none())?;
+        let faults = fault_injection(config)?;
+        let separate_metrics = config.metrics_port.is_some();
+        let public_admin = faults.is_some() && !separate_metrics;
+        let metrics = describe_metrics(!separate_metrics, public_admin)?;
+
         let readiness = Readiness::default();
         let state = AppState {
             store: store.clone(),
             readiness: readiness.clone(),
+        };
+        let admin = |access| {
+            faults
+                .clone()
+                .map(|faults| faults::admin_router(faults, access))
+        };
+        let public_extra = if separate_metrics {
+            None
+        } else {
+            admin(AdminAccess::LoopbackOnly)
         };
         let limits = HttpLimits {
             request_timeout: config.request_timeout,
@@ -71,15 +89,17 @@ impl Server {
         // Wrapping the finished router once, rather than `Router::layer`,
         // which would box a copy of the layer around every route and clone
         // it for each request.
-        let app = metrics
-            .layer()
-            .layer(http::with_middleware(routes::router(state), limits));
+        let routes = routes::router(state, faults.clone(), public_extra);
+        let app = metrics.layer().layer(http::with_middleware(routes, limits));
 
         let listener = bind(SocketAddr::new(config.bind_address, config.port)).await?;
         let metrics_listener = match config.metrics_port {
             Some(port) => {
                 let listener = bind(SocketAddr::new(config.bind_address, port)).await?;
-                let router = Router::new().route_service(METRICS_PATH, metrics.endpoint());
+                let router = Router::new()
+                    .route_service(METRICS_PATH, metrics.endpoint())
+                    .merge(admin(AdminAccess::Listener).unwrap_or_default())
+                    .fallback(routes::route_not_found);
                 Some((listener, router))
             }
             None => None,
@@ -89,6 +109,7 @@ impl Server {
             listener,
             app,
             metrics_listener,
+            public_connect_info: public_admin,
             store,
             readiness,
             grace_period: config.shutdown_grace_period,
@@ -130,6 +151,7 @@ impl Server {
             listener,
             app,
             metrics_listener,
+            public_connect_info,
             store,
             readiness,
             grace_period,
@@ -156,9 +178,19 @@ impl Server {
             None => None,
         };
         let serve_all = async {
-            axum::serve(listener, ServiceExt::<Request>::into_make_service(app))
-                .with_graceful_shutdown(drained(draining.clone()))
-                .await?;
+            let stop = drained(draining.clone());
+            if public_connect_info {
+                let service =
+                    ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(stop)
+                    .await?;
+            } else {
+                let service = ServiceExt::<Request>::into_make_service(app);
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(stop)
+                    .await?;
+            }
             if let Some(metrics_server) = metrics_server {
                 metrics_server
                     .await
@@ -191,9 +223,29 @@ async fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("failed to listen on {address}"))
 }
 
-/// The service's metrics: every route, its build, and `/metrics` answered by
-/// the layer itself when `serve_publicly`.
-fn describe_metrics(serve_publicly: bool) -> anyhow::Result<HttpMetrics> {
+/// The fault injection the configuration asks for, if any.
+fn fault_injection(config: &ServeConfig) -> anyhow::Result<Option<Arc<Faults>>> {
+    if !config.fault_injection {
+        let asked = !config.fault_latency.is_zero() || config.fault_error_ratio > 0.0;
+        if asked {
+            tracing::warn!("fault settings are ignored: FAULT_INJECTION is off");
+        }
+        return Ok(None);
+    }
+    let settings = FaultSettings {
+        latency_ms: u64::try_from(config.fault_latency.as_millis()).unwrap_or(u64::MAX),
+        error_ratio: config.fault_error_ratio,
+        error_status: config.fault_error_status,
+    };
+    let faults = Faults::new(settings).map_err(anyhow::Error::msg)?;
+    tracing::warn!(?settings, "fault injection is on");
+    Ok(Some(faults))
+}
+
+/// The service's metrics: every route, its build, `/metrics` answered by
+/// the layer itself when `serve_publicly`, and the fault admin route when
+/// it is on the public port.
+fn describe_metrics(serve_publicly: bool, public_admin: bool) -> anyhow::Result<HttpMetrics> {
     let build = BuildInfo {
         version: BUILD_INFO.version.to_owned(),
         revision: BUILD_INFO.revision.to_owned(),
@@ -207,6 +259,9 @@ fn describe_metrics(serve_publicly: bool) -> anyhow::Result<HttpMetrics> {
     }
     if serve_publicly {
         builder = builder.serve_at(METRICS_PATH);
+    }
+    if public_admin {
+        builder = builder.route(faults::ADMIN_PATH, [(Method::GET, 200), (Method::PUT, 200)]);
     }
     builder.build().context("failed to describe the metrics")
 }

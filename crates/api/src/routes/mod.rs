@@ -6,9 +6,16 @@
 mod service;
 mod users;
 
-use axum::{Router, http::Method};
+use std::sync::Arc;
 
-use crate::{error::ApiError, state::AppState, storage::UserStore};
+use axum::{Router, http::Method, middleware};
+
+use crate::{
+    error::ApiError,
+    faults::{self, Faults},
+    state::AppState,
+    storage::UserStore,
+};
 
 /// A route template with the methods it serves and the status each answers
 /// on success.
@@ -24,17 +31,32 @@ pub fn route_series() -> impl Iterator<Item = &'static RouteSeries> {
 }
 
 /// Every route of the service, with its state, without middleware.
-pub fn router<S: UserStore>(state: AppState<S>) -> Router {
+///
+/// With `faults`, the `/v1` routes pass through fault injection. `extra`
+/// routes (the fault admin endpoint) are merged before the fallbacks, so
+/// they answer unknown methods and paths the same way.
+pub fn router<S: UserStore>(
+    state: AppState<S>,
+    faults: Option<Arc<Faults>>,
+    extra: Option<Router>,
+) -> Router {
+    let mut users = users::router();
+    if let Some(faults) = faults {
+        users = users.route_layer(middleware::from_fn_with_state(faults, faults::inject));
+    }
+
     Router::new()
         .merge(service::router())
-        .merge(users::router())
+        .merge(users)
+        .with_state(state)
+        .merge(extra.unwrap_or_default())
         .fallback(route_not_found)
         // Applies to the routes registered above, so it comes last.
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
 }
 
-async fn route_not_found() -> ApiError {
+/// The answer of every listener to a path it does not serve.
+pub async fn route_not_found() -> ApiError {
     ApiError::RouteNotFound
 }
 

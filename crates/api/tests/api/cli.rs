@@ -153,6 +153,8 @@ async fn an_invalid_variable_exits_2_with_one_line_naming_it() {
         ("REQUEST_TIMEOUT", "0s"),
         ("BODY_LIMIT", "lots"),
         ("LOG_FORMAT", "xml"),
+        ("FAULT_ERROR_RATIO", "2"),
+        ("FAULT_ERROR_STATUS", "404"),
     ];
 
     for (variable, value) in cases {

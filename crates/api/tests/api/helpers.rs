@@ -47,6 +47,10 @@ pub(crate) fn test_config(database: &Path) -> ServeConfig {
         request_timeout: Duration::from_secs(10),
         body_limit: 64 * 1024,
         shutdown_grace_period: Duration::from_secs(5),
+        fault_injection: false,
+        fault_latency: Duration::ZERO,
+        fault_error_ratio: 0.0,
+        fault_error_status: 500,
     }
 }
 

@@ -130,10 +130,11 @@ async fn ready_answers_503_once_the_server_is_draining() {
     let folder = tempfile::tempdir().expect("temporary folder");
     let store = SqliteStore::open(&folder.path().join("api.db"), 1).expect("store opens");
     let readiness = Readiness::default();
-    let router = routes::router(AppState {
+    let state = AppState {
         store,
         readiness: readiness.clone(),
-    });
+    };
+    let router = routes::router(state, None, None);
     let ready = || Request::get("/ready").body(Body::empty()).expect("request");
 
     let before = router.clone().oneshot(ready()).await.expect("answer");

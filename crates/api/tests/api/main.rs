@@ -3,6 +3,7 @@
 
 mod cli;
 mod errors;
+mod faults;
 mod helpers;
 mod lifecycle;
 mod metrics;
