@@ -8,4 +8,6 @@ mod helpers;
 mod lifecycle;
 mod metrics;
 mod service;
+#[path = "../support/tools.rs"]
+mod tools;
 mod users;

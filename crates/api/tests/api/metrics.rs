@@ -6,7 +6,10 @@ use std::{collections::BTreeSet, io::Write, process::Stdio};
 use reqwest::{Method, StatusCode, header};
 use serde_json::json;
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::{
+    helpers::{TestApp, assert_problem},
+    tools::find_tool,
+};
 
 /// The value of the sample line `series` (labels included), if present.
 fn sample(exposition: &str, series: &str) -> Option<f64> {
@@ -287,7 +290,8 @@ async fn a_metrics_port_moves_the_exposition_off_the_public_port() {
 
 #[tokio::test]
 async fn promtool_finds_nothing_to_fault_in_the_exposition() {
-    let Some(promtool) = find_promtool() else {
+    let test = "promtool_finds_nothing_to_fault_in_the_exposition";
+    let Some(promtool) = find_tool("promtool", test) else {
         return;
     };
     let app = TestApp::spawn().await;
@@ -322,24 +326,4 @@ async fn promtool_finds_nothing_to_fault_in_the_exposition() {
         output.status.success() && findings.trim().is_empty(),
         "promtool: {findings}"
     );
-}
-
-/// promtool from PATH. Without it the check cannot run: locally it is
-/// skipped with a loud warning; in CI (`CI=true`) that is a failure.
-fn find_promtool() -> Option<std::path::PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("promtool"))
-            .find(|path| path.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "promtool is not installed; CI must install it (Debian package `prometheus`)"
-        );
-        eprintln!(
-            "SKIPPED promtool_finds_nothing_to_fault_in_the_exposition: promtool is not installed"
-        );
-    }
-    found
 }

@@ -25,24 +25,6 @@ pub(crate) fn free_port() -> u16 {
     listener.local_addr().expect("address").port()
 }
 
-/// `prometheus` from PATH. Without it the suite cannot run: locally it is
-/// skipped with a loud warning; in CI (`CI=true`) that is a failure.
-pub(crate) fn find_prometheus(test: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("prometheus"))
-            .find(|path| path.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "prometheus is not installed; CI must install it (Debian package `prometheus`)"
-        );
-        eprintln!("SKIPPED {test}: the prometheus binary is not installed");
-    }
-    found
-}
-
 /// Polls `check` every 200 ms until it returns `Some`, or fails the test
 /// with `what` once `deadline` has passed.
 pub(crate) async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T

@@ -9,13 +9,18 @@
 //! service stops.
 
 mod harness;
+#[path = "../support/tools.rs"]
+mod tools;
 
 use std::{collections::BTreeMap, time::Duration};
 
 use reqwest::{Method, header};
 use serde_json::{Value, json};
 
-use crate::harness::{Api, Prometheus, eventually, find_prometheus, repository};
+use crate::{
+    harness::{Api, Prometheus, eventually, repository},
+    tools::find_tool,
+};
 
 /// Requests sent, by route template and status.
 type Sent = BTreeMap<(String, u16), u64>;
@@ -290,7 +295,7 @@ fn substitute_variables(expr: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_sees_exactly_the_traffic_sent_and_every_query_has_data() {
-    let Some(binary) = find_prometheus("prometheus_sees_exactly_the_traffic_sent") else {
+    let Some(binary) = find_tool("prometheus", "prometheus_sees_exactly_the_traffic_sent") else {
         return;
     };
     let api = Api::start().await;
@@ -403,7 +408,7 @@ const TARGET_DOWN_ALERT: &str = "ApiTargetDown";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_target_down_alert_goes_pending_when_the_api_stops() {
-    let Some(binary) = find_prometheus("the_target_down_alert_goes_pending") else {
+    let Some(binary) = find_tool("prometheus", "the_target_down_alert_goes_pending") else {
         return;
     };
     let mut api = Api::start().await;
