@@ -22,13 +22,19 @@ RUN cargo chef prepare --recipe-path recipe.json
 # --- builder: dependencies in their own layer, then the service -------------
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
-RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+# The registry and the target folder are BuildKit caches shared by every
+# cargo step (same ids), so a rebuild recompiles only what changed.
+RUN --mount=type=cache,id=cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,id=api-target,target=/src/target,sharing=locked \
     cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .
 # The commit the image is built from; .git is not in the build context.
 ARG GIT_REVISION=unknown
 ENV GIT_REVISION=${GIT_REVISION}
-RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+# The binary is copied out of the cached target folder, which does not
+# persist in the image layer.
+RUN --mount=type=cache,id=cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,id=api-target,target=/src/target,sharing=locked \
     cargo build --release --locked -p api \
     && install -D --mode=0755 target/release/api /out/usr/local/bin/api \
     && install -d --mode=0750 /out/var/lib/api
@@ -38,7 +44,8 @@ FROM builder AS test
 RUN apt-get update \
     && apt-get install -y --no-install-recommends prometheus=2.42.0+ds-5+deb12u1 \
     && rm -rf /var/lib/apt/lists/*
-RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+RUN --mount=type=cache,id=cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,id=api-target,target=/src/target,sharing=locked \
     cargo test --workspace --locked
 
 # --- runtime: distroless with glibc, no shell, uid 65532 --------------------
