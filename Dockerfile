@@ -3,9 +3,9 @@
 #   chef     the Rust toolchain with cargo-chef, shared by the build stages
 #   planner  reduces the workspace to a recipe of its dependencies
 #   builder  builds the dependencies (cached until Cargo.lock changes), then
-#            the api binary with the same command CI runs natively
+#            the api and loadgen binaries with the command CI runs natively
 #   test     runs the test suite: docker build --target test .
-#   runtime  the default: the binary alone on distroless, as a non-root user
+#   runtime  the default: the two binaries on distroless, as a non-root user
 
 ARG RUST_VERSION=1.95
 
@@ -35,8 +35,9 @@ ENV GIT_REVISION=${GIT_REVISION}
 # persist in the image layer.
 RUN --mount=type=cache,id=cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,id=api-target,target=/src/target,sharing=locked \
-    cargo build --release --locked -p api \
+    cargo build --release --locked -p api -p loadgen \
     && install -D --mode=0755 target/release/api /out/usr/local/bin/api \
+    && install -D --mode=0755 target/release/loadgen /out/usr/local/bin/loadgen \
     && install -d --mode=0750 /out/var/lib/api
 
 # --- test: the README's test command, with promtool for the metrics lint ----
@@ -53,7 +54,7 @@ FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
 LABEL org.opencontainers.image.title="api" \
       org.opencontainers.image.description="A users API on SQLite, instrumented for Prometheus and Grafana" \
       org.opencontainers.image.licenses="MIT OR Apache-2.0"
-COPY --from=builder /out/usr/local/bin/api /usr/local/bin/api
+COPY --from=builder /out/usr/local/bin/api /out/usr/local/bin/loadgen /usr/local/bin/
 COPY --from=builder --chown=65532:65532 /out/var/lib/api /var/lib/api
 ENV DATABASE_URL=sqlite:///var/lib/api/api.db \
     LOG_FORMAT=json \
