@@ -140,6 +140,30 @@ pub struct ServeConfig {
     pub fault_error_status: u16,
 }
 
+impl ServeConfig {
+    /// A server for embedding in tests and tools: a free port on loopback,
+    /// logging off, the database at `database`, and every other setting at
+    /// its command-line default. Not read from the environment, so the
+    /// caller's variables cannot change it.
+    pub fn ephemeral(database: &std::path::Path) -> Self {
+        Self {
+            port: 0,
+            metrics_port: None,
+            bind_address: std::net::Ipv4Addr::LOCALHOST.into(),
+            database_url: DatabaseUrl::Sqlite(database.to_owned()),
+            log_format: LogFormat::Text,
+            log_filter: "off".to_owned(),
+            request_timeout: Duration::from_secs(10),
+            body_limit: 64 * 1024,
+            shutdown_grace_period: Duration::from_secs(20),
+            fault_injection: false,
+            fault_latency: Duration::ZERO,
+            fault_error_ratio: 0.0,
+            fault_error_status: 500,
+        }
+    }
+}
+
 /// Options of `api healthcheck`.
 #[derive(Debug, Clone, Args)]
 pub struct HealthcheckConfig {
@@ -322,6 +346,28 @@ mod tests {
         assert_eq!(config.body_limit, 65_536);
         assert_eq!(config.request_timeout, Duration::from_secs(10));
         assert_eq!(config.shutdown_grace_period, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn the_ephemeral_configuration_matches_the_command_line_defaults() {
+        let ephemeral = ServeConfig::ephemeral(std::path::Path::new("data/api.db"));
+        let parsed = Cli::try_parse_from(["api", "--port", "0", "--bind-address", "127.0.0.1"])
+            .expect("defaults parse");
+        let Command::Serve(defaults) = parsed.into_command() else {
+            panic!("expected the serve command");
+        };
+
+        assert_eq!(ephemeral.request_timeout, defaults.request_timeout);
+        assert_eq!(ephemeral.body_limit, defaults.body_limit);
+        assert_eq!(
+            ephemeral.shutdown_grace_period,
+            defaults.shutdown_grace_period
+        );
+        assert_eq!(ephemeral.database_url, defaults.database_url);
+        assert_eq!(
+            (ephemeral.port, ephemeral.bind_address),
+            (0, defaults.bind_address)
+        );
     }
 
     #[test]

@@ -2,13 +2,13 @@
 //! against it.
 
 use std::{
-    net::{Ipv4Addr, SocketAddr},
+    net::SocketAddr,
     path::{Path, PathBuf},
     time::Duration,
 };
 
 use api::{
-    config::{DatabaseUrl, LogFormat, ServeConfig},
+    config::{DatabaseUrl, ServeConfig},
     startup::Server,
 };
 use reqwest::{Response, StatusCode, header};
@@ -35,22 +35,12 @@ pub(crate) struct TestApp {
     _folder: Option<TempDir>,
 }
 
-/// The configuration tests start from: loopback, port 0, short limits.
+/// The configuration tests start from: loopback, port 0, logging off, and
+/// a short grace period so that stopping never waits long.
 pub(crate) fn test_config(database: &Path) -> ServeConfig {
     ServeConfig {
-        port: 0,
-        metrics_port: None,
-        bind_address: Ipv4Addr::LOCALHOST.into(),
-        database_url: DatabaseUrl::Sqlite(database.to_owned()),
-        log_format: LogFormat::Text,
-        log_filter: "off".to_owned(),
-        request_timeout: Duration::from_secs(10),
-        body_limit: 64 * 1024,
         shutdown_grace_period: Duration::from_secs(5),
-        fault_injection: false,
-        fault_latency: Duration::ZERO,
-        fault_error_ratio: 0.0,
-        fault_error_status: 500,
+        ..ServeConfig::ephemeral(database)
     }
 }
 

@@ -1,16 +1,9 @@
 //! The users API on a free port with a fresh database, and what the tests
 //! read from it.
 
-use std::{
-    collections::BTreeMap,
-    net::{Ipv4Addr, SocketAddr},
-    time::Duration,
-};
+use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
-use api::{
-    config::{DatabaseUrl, LogFormat, ServeConfig},
-    startup::Server,
-};
+use api::{config::ServeConfig, startup::Server};
 use clap::Parser as _;
 use loadgen::{Config, Summary};
 use tempfile::TempDir;
@@ -37,7 +30,7 @@ impl Service {
     /// Starts the service on loopback, port 0, with an empty database.
     pub(crate) async fn start() -> Self {
         let folder = tempfile::tempdir().expect("temporary folder");
-        let config = serve_config(folder.path().join("api.db"));
+        let config = ServeConfig::ephemeral(&folder.path().join("api.db"));
         let server = Server::build(&config).await.expect("server builds");
         let address = server.local_addr().expect("bound address");
 
@@ -138,22 +131,4 @@ fn request_counter(line: &str) -> Option<(&str, u16, u64)> {
     let path = labels.strip_prefix("path=\"")?.split('"').next()?;
     let status = labels.split("status=\"").nth(1)?.split('"').next()?;
     Some((path, status.parse().ok()?, value.trim().parse().ok()?))
-}
-
-fn serve_config(database: std::path::PathBuf) -> ServeConfig {
-    ServeConfig {
-        port: 0,
-        metrics_port: None,
-        bind_address: Ipv4Addr::LOCALHOST.into(),
-        database_url: DatabaseUrl::Sqlite(database),
-        log_format: LogFormat::Text,
-        log_filter: "off".to_owned(),
-        request_timeout: Duration::from_secs(10),
-        body_limit: 64 * 1024,
-        shutdown_grace_period: Duration::from_secs(5),
-        fault_injection: false,
-        fault_latency: Duration::ZERO,
-        fault_error_ratio: 0.0,
-        fault_error_status: 500,
-    }
 }
