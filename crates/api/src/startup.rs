@@ -15,7 +15,11 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context;
 use axum::{Router, ServiceExt, extract::Request, http::Method};
 use http_metrics::{BuildInfo, HttpMetrics, MetricsService};
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
+    task::JoinHandle,
+};
 use tower::Layer as _;
 
 use crate::{
@@ -214,6 +218,47 @@ impl Server {
             .context("failed to close the database")?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// A server serving on a task of its own, for embedding in tests and
+/// tools; made by [`Server::spawn`].
+pub struct RunningServer {
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Serves on a new task until [`RunningServer::stop`] (or
+    /// [`RunningServer::begin_shutdown`]) is called.
+    pub fn spawn(self) -> RunningServer {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(self.run_until(async move {
+            let _ = stopped.await;
+        }));
+        RunningServer {
+            stop: Some(stop),
+            task,
+        }
+    }
+}
+
+impl RunningServer {
+    /// Starts the shutdown sequence without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Shuts the server down and waits until it has closed the database.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the server failed or its task panicked.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.begin_shutdown();
+        self.task.await.context("the server task panicked")?
     }
 }
 

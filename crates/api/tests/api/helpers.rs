@@ -9,7 +9,7 @@ use std::{
 
 use api::{
     config::{DatabaseUrl, ServeConfig},
-    startup::Server,
+    startup::{RunningServer, Server},
 };
 use reqwest::{Response, StatusCode, header};
 use serde_json::{Value, json};
@@ -17,8 +17,6 @@ use tempfile::TempDir;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
-    sync::oneshot,
-    task::JoinHandle,
 };
 
 /// A running server and a client for it.
@@ -28,8 +26,7 @@ pub(crate) struct TestApp {
     pub(crate) metrics_address: Option<SocketAddr>,
     pub(crate) client: reqwest::Client,
     pub(crate) database: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<anyhow::Result<()>>>,
+    server: Option<RunningServer>,
     /// Keeps the database folder alive as long as the app; `None` when the
     /// test owns the folder.
     _folder: Option<TempDir>,
@@ -70,18 +67,12 @@ impl TestApp {
         let address = server.local_addr().expect("bound address");
         let metrics_address = server.metrics_addr().expect("metrics address");
 
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(server.run_until(async move {
-            let _ = stopped.await;
-        }));
-
         Self {
             address,
             metrics_address,
             client: reqwest::Client::new(),
             database,
-            stop: Some(stop),
-            server: Some(server),
+            server: Some(server.spawn()),
             _folder: folder,
         }
     }
@@ -93,19 +84,17 @@ impl TestApp {
 
     /// Starts the shutdown sequence without waiting for it.
     pub(crate) fn begin_shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+        if let Some(server) = self.server.as_mut() {
+            server.begin_shutdown();
         }
     }
 
     /// Shuts the server down and waits until it has closed the database.
     pub(crate) async fn stop(mut self) {
-        self.begin_shutdown();
         let server = self.server.take().expect("server still running");
-        tokio::time::timeout(Duration::from_secs(10), server)
+        tokio::time::timeout(Duration::from_secs(10), server.stop())
             .await
             .expect("server stops within 10 s")
-            .expect("server task completes")
             .expect("server stops cleanly");
     }
 

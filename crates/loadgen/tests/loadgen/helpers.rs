@@ -3,15 +3,16 @@
 
 use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
-use api::{config::ServeConfig, startup::Server};
+use api::{
+    config::ServeConfig,
+    startup::{RunningServer, Server},
+};
 use clap::Parser as _;
 use loadgen::{Config, Summary};
 use tempfile::TempDir;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::TcpStream,
-    sync::oneshot,
-    task::JoinHandle,
 };
 
 /// Answers counted by route (or `unmatched`) and status.
@@ -20,8 +21,7 @@ pub(crate) type Counts = BTreeMap<(String, u16), u64>;
 /// A running service; stopped when dropped with the test's runtime.
 pub(crate) struct Service {
     pub(crate) address: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<anyhow::Result<()>>>,
+    server: Option<RunningServer>,
     /// Holds the database folder for as long as the service.
     _folder: TempDir,
 }
@@ -34,15 +34,9 @@ impl Service {
         let server = Server::build(&config).await.expect("server builds");
         let address = server.local_addr().expect("bound address");
 
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(server.run_until(async move {
-            let _ = stopped.await;
-        }));
-
         Self {
             address,
-            stop: Some(stop),
-            server: Some(server),
+            server: Some(server.spawn()),
             _folder: folder,
         }
     }
@@ -85,14 +79,10 @@ impl Service {
 
     /// Shuts the service down and waits until it has closed its database.
     pub(crate) async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
         let server = self.server.take().expect("server still running");
-        tokio::time::timeout(Duration::from_secs(10), server)
+        tokio::time::timeout(Duration::from_secs(10), server.stop())
             .await
             .expect("server stops within 10 s")
-            .expect("server task completes")
             .expect("server stops cleanly");
     }
 
