@@ -26,7 +26,7 @@ use crate::{
     build_info::BUILD_INFO,
     config::{DatabaseUrl, ServeConfig},
     faults::{self, AdminAccess, FaultSettings, Faults},
-    http::{self, HttpLimits},
+    http::{self, HttpLimits, HttpService},
     routes,
     state::{AppState, Readiness},
     storage::{SqliteStore, UserStore},
@@ -42,7 +42,7 @@ const METRICS_NAMESPACE: &str = "api";
 pub struct Server {
     listener: TcpListener,
     /// The whole service: routes and middleware, inside the metrics layer.
-    app: MetricsService<Router>,
+    app: MetricsService<HttpService>,
     /// The separate metrics listener and its router, when configured.
     metrics_listener: Option<(TcpListener, Router)>,
     /// Whether the public listener must record client addresses (for the
@@ -90,9 +90,8 @@ impl Server {
             request_timeout: config.request_timeout,
             body_limit: config.body_limit,
         };
-        // Wrapping the finished router once, rather than `Router::layer`,
-        // which would box a copy of the layer around every route and clone
-        // it for each request.
+        // Around the finished service rather than through `Router::layer`,
+        // for the reason `with_middleware` gives.
         let routes = routes::router(state, faults.clone(), public_extra);
         let app = metrics.layer().layer(http::with_middleware(routes, limits));
 

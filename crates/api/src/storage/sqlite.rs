@@ -2,9 +2,17 @@
 //!
 //! One writer connection and a few read-only connections share a file in
 //! WAL mode, so reads never wait for writes. rusqlite rather than sqlx: a
-//! point read takes SQLite microseconds, so the cost that matters is the
-//! hand-off between the async worker and the thread that runs the query,
-//! and one blocking task on a dedicated connection is the least of it.
+//! point read takes SQLite microseconds, so the cost that matters is how
+//! the query reaches its connection, and rusqlite leaves that to us.
+//!
+//! - A read of one user by id runs on the calling worker thread, on
+//!   whichever reader is free: a lookup by primary key in the page cache
+//!   costs less than handing it to another thread and back. Only when every
+//!   reader is busy does it wait its turn on a blocking thread.
+//! - A page of the list, up to 500 rows, runs on a blocking thread, so a
+//!   long scan never holds up a worker.
+//! - Writes go to the single writer thread of [`writer`], which commits the
+//!   writes that wait together in one transaction.
 //!
 //! Two rules keep the file healthy under load. There is a single writer,
 //! because several writer connections only contend for SQLite's one write
@@ -17,10 +25,12 @@
 //! crash of the process (the kernel holds the written pages), though not a
 //! power cut; see the README's Limitations.
 
+mod writer;
+
 use std::{
     path::{Path, PathBuf},
     sync::{
-        Arc, Mutex, MutexGuard, PoisonError,
+        Arc, Mutex, MutexGuard, PoisonError, TryLockError,
         atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
@@ -30,6 +40,7 @@ use anyhow::{Context, anyhow};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
+use self::writer::Writer;
 use super::{StoreError, UserStore};
 use crate::users::{Cursor, NewUser, Page, PageRequest, User, UserChanges, UserId};
 
@@ -54,14 +65,13 @@ pub struct SqliteStore {
 }
 
 /// The connections of one database file.
-///
-/// Fields drop in declaration order, and the order matters: the readers
-/// close first so that the writer is the last connection, which is the one
-/// that may fold the WAL into the main file and delete it.
 struct Connections {
-    readers: Box<[Mutex<Connection>]>,
+    /// Read-only connections; `None` once the store is closed.
+    readers: Box<[Mutex<Option<Connection>>]>,
+    /// Where the next search for a free reader starts, so that reads
+    /// spread over the connections and their page caches stay warm alike.
     next_reader: AtomicUsize,
-    writer: Mutex<Connection>,
+    writer: Writer,
     path: PathBuf,
 }
 
@@ -92,14 +102,15 @@ impl SqliteStore {
         // Readers open after the writer has switched the file to WAL mode
         // and created it, so read-only opening cannot fail on a new file.
         let readers = (0..readers.max(1))
-            .map(|_| open_reader(path).map(Mutex::new))
+            .map(|_| open_reader(path).map(|conn| Mutex::new(Some(conn))))
             .collect::<rusqlite::Result<_>>()?;
+        let writer = Writer::start(writer).context("failed to start the writer thread")?;
 
         Ok(Self {
             shared: Arc::new(Connections {
                 readers,
                 next_reader: AtomicUsize::new(0),
-                writer: Mutex::new(writer),
+                writer,
                 path: path.to_owned(),
             }),
         })
@@ -110,39 +121,80 @@ impl SqliteStore {
         &self.shared.path
     }
 
-    /// Runs `job` on a blocking thread, where waiting for a connection's lock
-    /// and for SQLite itself does not stall the async workers.
-    async fn run<T, F>(&self, job: F) -> Result<T, StoreError>
+    /// Runs `query` on a reader, on a blocking thread, where waiting for
+    /// the connection and for SQLite itself does not stall the async
+    /// workers.
+    async fn read<T, F>(&self, query: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connections) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let shared = Arc::clone(&self.shared);
-        tokio::task::spawn_blocking(move || job(&shared))
+        tokio::task::spawn_blocking(move || query(reader(&shared.wait_for_reader())?))
             .await
             .map_err(|error| StoreError::Database(anyhow!(error).context("database task failed")))?
+    }
+
+    /// Runs a short `query` right here if a reader is free, and otherwise
+    /// as [`Self::read`] does.
+    async fn read_now<T, F>(&self, query: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        // In a step of its own, so that no lock guard lives in this future.
+        match self.shared.try_read(query) {
+            Ok(answer) => answer,
+            Err(query) => self.read(query).await,
+        }
     }
 }
 
 impl Connections {
-    fn writer(&self) -> MutexGuard<'_, Connection> {
-        // A panic while the lock was held leaves the connection usable:
-        // SQLite rolls back any open transaction when the next one begins.
-        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn reader(&self) -> MutexGuard<'_, Connection> {
+    /// The next reader, once it is free.
+    fn wait_for_reader(&self) -> MutexGuard<'_, Option<Connection>> {
         let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        // A panic while a reader was held leaves it usable: a read has
+        // nothing to undo.
         self.readers[index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Runs `query` on a reader that nobody holds, or gives it back if
+    /// every reader is busy.
+    fn try_read<T, F>(&self, query: F) -> Result<Result<T, StoreError>, F>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError>,
+    {
+        match self.free_reader() {
+            Some(slot) => Ok(reader(&slot).and_then(query)),
+            None => Err(query),
+        }
+    }
+
+    /// A reader that nobody holds, if there is one.
+    fn free_reader(&self) -> Option<MutexGuard<'_, Option<Connection>>> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        (0..self.readers.len()).find_map(|offset| {
+            match self.readers[(start + offset) % self.readers.len()].try_lock() {
+                Ok(conn) => Some(conn),
+                Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            }
+        })
+    }
+}
+
+/// The connection a reader slot holds, unless the store is closed.
+fn reader(slot: &Option<Connection>) -> Result<&Connection, StoreError> {
+    slot.as_ref()
+        .ok_or_else(|| StoreError::Database(anyhow!("the database is closed")))
 }
 
 impl UserStore for SqliteStore {
     async fn create(&self, user: NewUser) -> Result<User, StoreError> {
-        self.run(move |db| {
-            let conn = db.writer();
+        self.shared.writer.write(move |conn| {
             let now = now();
             let stamp = format_timestamp(now)?;
             conn.prepare_cached(
@@ -169,8 +221,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        self.run(move |db| {
-            let conn = db.reader();
+        self.read_now(move |conn| {
             let user = conn
                 .prepare_cached(SELECT_USER)?
                 .query_row([id.get()], read_user)
@@ -181,8 +232,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn list(&self, page: PageRequest) -> Result<Page, StoreError> {
-        self.run(move |db| {
-            let conn = db.reader();
+        self.read(move |conn| {
             let after = page.cursor.map_or(i64::MAX, |cursor| cursor.after.get());
 
             // One row beyond the page tells whether another page follows.
@@ -206,17 +256,15 @@ impl UserStore for SqliteStore {
     }
 
     async fn update(&self, id: UserId, changes: UserChanges) -> Result<Option<User>, StoreError> {
-        self.run(move |db| {
-            let mut conn = db.writer();
+        self.shared.writer.write(move |conn| {
             let stamp = format_timestamp(now())?;
             let name = changes.name.as_ref().map(|name| name.as_str());
             let email = changes.email.as_ref().map(|email| email.as_str());
             let email_key = changes.email.as_ref().map(|email| email.key());
 
-            // Update and read back in one transaction, so the answer is the
-            // row this write produced and not a later one.
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let changed = tx
+            // The read back runs in the writer's transaction, so the answer
+            // is the row this write produced and not a later one.
+            let changed = conn
                 .prepare_cached(
                     "UPDATE users SET name = coalesce(?1, name), email = coalesce(?2, email),
                      email_key = coalesce(?3, email_key), updated_at = ?4 WHERE id = ?5",
@@ -226,18 +274,16 @@ impl UserStore for SqliteStore {
             if changed == 0 {
                 return Ok(None);
             }
-            let user = tx
+            let user = conn
                 .prepare_cached(SELECT_USER)?
                 .query_row([id.get()], read_user)?;
-            tx.commit()?;
             Ok(Some(user))
         })
         .await
     }
 
     async fn delete(&self, id: UserId) -> Result<bool, StoreError> {
-        self.run(move |db| {
-            let conn = db.writer();
+        self.shared.writer.write(move |conn| {
             let deleted = conn
                 .prepare_cached("DELETE FROM users WHERE id = ?1")?
                 .execute([id.get()])?;
@@ -247,9 +293,8 @@ impl UserStore for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|db| {
+        self.read_now(|conn| {
             // Reads the schema page, so the file itself must answer.
-            let conn = db.reader();
             conn.prepare_cached("SELECT count(*) FROM sqlite_schema")?
                 .query_row([], |row| row.get::<_, i64>(0))?;
             Ok(())
@@ -258,14 +303,15 @@ impl UserStore for SqliteStore {
     }
 
     async fn close(&self) -> Result<(), StoreError> {
-        self.run(|db| {
-            // Moves every committed page into the main file and empties the
-            // WAL, so the file is complete on its own after exit.
-            let conn = db.writer();
-            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-            Ok(())
-        })
-        .await
+        // Readers first, so that the writer is the last connection: only
+        // the last one to close deletes the WAL and shared-memory files.
+        for slot in &self.shared.readers {
+            let taken = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(conn) = taken {
+                conn.close().map_err(|(_, error)| error)?;
+            }
+        }
+        self.shared.writer.close().await
     }
 }
 
@@ -289,12 +335,14 @@ fn write_error(error: rusqlite::Error) -> StoreError {
 
 fn configure_writer(conn: &Connection) -> anyhow::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Before the switch to WAL, which on a new file is itself a write: with
+    // the default `FULL` it would cost several more syncs at start-up.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     anyhow::ensure!(
         mode.eq_ignore_ascii_case("wal"),
         "the database refused WAL mode ({mode})"
     );
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
     Ok(())

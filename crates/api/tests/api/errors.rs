@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use api::http::{HttpLimits, with_middleware};
-use axum::routing::get;
+use axum::{ServiceExt, extract::Request, routing::get};
 use reqwest::{Method, StatusCode, header};
 use serde_json::json;
 use tokio::{io::AsyncWriteExt, net::TcpStream};
@@ -395,7 +395,8 @@ async fn a_panicking_handler_answers_500_and_the_server_keeps_serving() {
         .await
         .expect("bind");
     let address = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, with_middleware(router, limits)).await });
+    let service = ServiceExt::<Request>::into_make_service(with_middleware(router, limits));
+    tokio::spawn(async move { axum::serve(listener, service).await });
     let client = reqwest::Client::new();
 
     let panicked = client

@@ -29,6 +29,7 @@ use api::{
     storage::{SqliteStore, UserStore as _},
     telemetry,
 };
+use axum::{ServiceExt, extract::Request};
 use clap::Parser as _;
 
 fn main() -> ExitCode {
@@ -84,7 +85,7 @@ async fn serve(config: &ServeConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("failed to listen on {address}"))?;
-    axum::serve(listener, app)
+    axum::serve(listener, ServiceExt::<Request>::into_make_service(app))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the server failed")?;
