@@ -94,7 +94,45 @@ pub struct ServeConfig {
     #[arg(long, env = "BODY_LIMIT", default_value = "64KiB", value_parser = parse_body_limit)]
     pub body_limit: usize,
 
-    /// How long requests in flight may run on after SIGTERM or SIGINT
+    /// Most requests handled at once; beyond it requests are answered 503
+    /// with Retry-After at once rather than queued. Health, readiness and
+    /// metrics requests are never refused.
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
+
+    /// Most connections open at once; further clients wait in the
+    /// listen queue until one closes.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Longest a client may take to send a request's headers, counted from
+    /// the connection's start or the end of the previous response; so also
+    /// how long an idle keep-alive connection stays open.
+    #[arg(
+        long,
+        env = "HEADER_READ_TIMEOUT",
+        default_value = "10s",
+        value_parser = parse_positive_duration
+    )]
+    pub header_read_timeout: Duration,
+
+    /// Largest request head (request line and headers) accepted; a larger
+    /// one is answered 431.
+    #[arg(long, env = "MAX_HEADER_SIZE", default_value = "16KiB", value_parser = parse_header_size)]
+    pub max_header_size: usize,
+
+    /// After SIGTERM or SIGINT, how long /ready answers 503 while the
+    /// service still accepts connections, so that a load balancer stops
+    /// sending traffic before the listener closes.
+    #[arg(
+        long,
+        env = "SHUTDOWN_DELAY",
+        default_value = "1s",
+        value_parser = parse_duration
+    )]
+    pub shutdown_delay: Duration,
+
+    /// How long requests in flight may run on after the listener closes,
     /// before the process exits anyway.
     #[arg(
         long,
@@ -142,8 +180,8 @@ pub struct ServeConfig {
 
 impl ServeConfig {
     /// A server for embedding in tests and tools: a free port on loopback,
-    /// logging off, the database at `database`, and every other setting at
-    /// its command-line default. Not read from the environment, so the
+    /// logging off, the database at `database`, no shutdown delay, and every
+    /// other setting at its command-line default. Not read from the environment, so the
     /// caller's variables cannot change it.
     pub fn ephemeral(database: &std::path::Path) -> Self {
         Self {
@@ -155,6 +193,11 @@ impl ServeConfig {
             log_filter: "off".to_owned(),
             request_timeout: Duration::from_secs(10),
             body_limit: 64 * 1024,
+            max_in_flight: 512,
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            max_header_size: 16 * 1024,
+            shutdown_delay: Duration::ZERO,
             shutdown_grace_period: Duration::from_secs(20),
             fault_injection: false,
             fault_latency: Duration::ZERO,
@@ -276,11 +319,22 @@ fn parse_ratio(value: &str) -> Result<f64, String> {
 /// Body limits below this would refuse even a small valid user.
 const MIN_BODY_LIMIT: usize = 256;
 
+/// Head limits below this would refuse ordinary browser requests.
+const MIN_HEADER_SIZE: usize = 1024;
+
 fn parse_body_limit(value: &str) -> Result<usize, String> {
+    parse_size_at_least(value, MIN_BODY_LIMIT)
+}
+
+fn parse_header_size(value: &str) -> Result<usize, String> {
+    parse_size_at_least(value, MIN_HEADER_SIZE)
+}
+
+fn parse_size_at_least(value: &str, minimum: usize) -> Result<usize, String> {
     let size: bytesize::ByteSize = value.parse()?;
     let bytes = usize::try_from(size.as_u64()).map_err(|_| "too large".to_owned())?;
-    if bytes < MIN_BODY_LIMIT {
-        return Err(format!("must be at least {MIN_BODY_LIMIT} bytes"));
+    if bytes < minimum {
+        return Err(format!("must be at least {minimum} bytes"));
     }
     Ok(bytes)
 }

@@ -71,6 +71,11 @@ pub enum ApiError {
     #[error("the request took too long and was abandoned")]
     Timeout,
 
+    /// 503: more requests are in flight than the service admits at once;
+    /// this one was refused before any work.
+    #[error("the service is at capacity; retry shortly")]
+    Overloaded,
+
     /// 503: the service cannot take traffic now (draining, or the database
     /// does not answer).
     #[error("{0}")]
@@ -137,7 +142,9 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Timeout | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout | Self::Overloaded | Self::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::InjectedFault(status) => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
@@ -159,6 +166,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Validation(_) => "validation_failed",
             Self::Timeout => "request_timeout",
+            Self::Overloaded => "overloaded",
             Self::Unavailable(_) => "unavailable",
             Self::InjectedFault(_) => "injected_fault",
             Self::Panic(_) | Self::Internal(_) => "internal_error",

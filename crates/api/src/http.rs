@@ -6,9 +6,11 @@
 //!    of the request names it;
 //! 3. panic recovery: a panicking handler is answered 500 and the server
 //!    keeps serving;
-//! 4. the request timeout: a slower request is answered 503 and its future
+//! 4. load shedding: past a number of requests in flight, more are answered
+//!    503 at once;
+//! 5. the request timeout: a slower request is answered 503 and its future
 //!    dropped;
-//! 5. the body limit, enforced by the body extractors.
+//! 6. the body limit, enforced by the body extractors.
 //!
 //! The layers wrap the finished router as one service rather than going
 //! through `Router::layer`, which would box a copy of the stack around every
@@ -16,6 +18,7 @@
 //!
 //! Routing and handlers live in [`crate::routes`].
 
+mod in_flight;
 mod timeout;
 
 use std::{any::Any, convert::Infallible, time::Duration};
@@ -33,8 +36,8 @@ use tower_http::{
     trace::{DefaultOnResponse, TraceLayer},
 };
 
-use self::timeout::RequestTimeoutLayer;
-use crate::{error::ApiError, extract::BodyLimit};
+use self::{in_flight::InFlightLimitLayer, timeout::RequestTimeoutLayer};
+use crate::{config::ServeConfig, error::ApiError, extract::BodyLimit};
 
 /// The router inside the middleware, as one service.
 ///
@@ -50,6 +53,19 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
     /// Largest body accepted, in bytes.
     pub body_limit: usize,
+    /// Most requests handled at once; more are answered 503.
+    pub max_in_flight: usize,
+}
+
+impl HttpLimits {
+    /// The limits the configuration sets.
+    pub fn from_config(config: &ServeConfig) -> Self {
+        Self {
+            request_timeout: config.request_timeout,
+            body_limit: config.body_limit,
+            max_in_flight: usize::try_from(config.max_in_flight).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 /// Wraps a router in the service's middleware.
@@ -69,6 +85,7 @@ pub fn with_middleware(router: Router, limits: HttpLimits) -> HttpService {
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(CatchPanicLayer::custom(answer_panic))
+        .layer(InFlightLimitLayer::new(limits.max_in_flight))
         .layer(RequestTimeoutLayer::new(limits.request_timeout))
         .layer(DefaultBodyLimit::max(limits.body_limit))
         .layer(Extension(BodyLimit(limits.body_limit)))

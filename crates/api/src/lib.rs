@@ -5,7 +5,8 @@
 //!
 //! - [`config`]: flags and environment variables, parsed and checked;
 //! - [`telemetry`]: log format and filtering;
-//! - [`startup`]: binding, serving, and the shutdown sequence;
+//! - [`startup`]: building the server, and the shutdown sequence;
+//! - [`serve`]: accepting connections, with limits on what each may hold;
 //! - [`http`]: middleware every request passes through (request id, span,
 //!   panic recovery, timeout, body limit);
 //! - [`routes`]: the routes and their handlers;
@@ -26,6 +27,7 @@ pub mod faults;
 pub mod healthcheck;
 pub mod http;
 pub mod routes;
+pub mod serve;
 pub mod startup;
 pub mod state;
 pub mod storage;

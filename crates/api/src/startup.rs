@@ -6,14 +6,16 @@
 //! panic's 500). `/metrics` is answered by that layer on the public port,
 //! or, when `METRICS_PORT` is set, by a second listener of its own.
 //!
-//! Shutdown runs in this order: `/ready` turns 503, the listeners stop
-//! accepting, requests in flight finish (or the grace period runs out), and
-//! the database is checkpointed and closed.
+//! Shutdown runs in this order: `/ready` turns 503 while the listeners
+//! still accept (for the shutdown delay, so that load balancers see it and
+//! stop sending), the listeners stop accepting, requests in flight finish
+//! (or the grace period runs out), and the database is checkpointed and
+//! closed.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::{Router, ServiceExt, extract::Request, http::Method};
+use axum::{Router, http::Method};
 use http_metrics::{BuildInfo, HttpMetrics, MetricsService};
 use tokio::{
     net::TcpListener,
@@ -28,6 +30,7 @@ use crate::{
     faults::{self, AdminAccess, FaultSettings, Faults},
     http::{self, HttpLimits, HttpService},
     routes,
+    serve::{ConnectionLimits, serve},
     state::{AppState, Readiness},
     storage::{SqliteStore, UserStore},
 };
@@ -48,8 +51,10 @@ pub struct Server {
     /// Whether the public listener must record client addresses (for the
     /// loopback-only admin endpoint); it costs a little per request.
     public_connect_info: bool,
+    connection_limits: ConnectionLimits,
     store: SqliteStore,
     readiness: Readiness,
+    shutdown_delay: Duration,
     grace_period: Duration,
 }
 
@@ -86,10 +91,7 @@ impl Server {
         } else {
             admin(AdminAccess::LoopbackOnly)
         };
-        let limits = HttpLimits {
-            request_timeout: config.request_timeout,
-            body_limit: config.body_limit,
-        };
+        let limits = HttpLimits::from_config(config);
         // Around the finished service rather than through `Router::layer`,
         // for the reason `with_middleware` gives.
         let routes = routes::router(state, faults.clone(), public_extra);
@@ -113,8 +115,10 @@ impl Server {
             app,
             metrics_listener,
             public_connect_info: public_admin,
+            connection_limits: ConnectionLimits::from_config(config),
             store,
             readiness,
+            shutdown_delay: config.shutdown_delay,
             grace_period: config.shutdown_grace_period,
         })
     }
@@ -155,18 +159,23 @@ impl Server {
             app,
             metrics_listener,
             public_connect_info,
+            connection_limits,
             store,
             readiness,
+            shutdown_delay,
             grace_period,
         } = self;
         let address = listener.local_addr()?;
         tracing::info!(%address, database = %store.path().display(), "listening");
 
-        // Every listener and the grace period start draining together.
+        // Every listener and the grace period start draining together,
+        // once the delay for `/ready` to be seen has passed.
         let (start_draining, draining) = watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
             readiness.start_draining();
+            tracing::info!(delay = ?shutdown_delay, "not ready; closing the listeners after the delay");
+            tokio::time::sleep(shutdown_delay).await;
             tracing::info!(grace_period = ?grace_period, "draining");
             start_draining.send_replace(true);
         });
@@ -174,30 +183,24 @@ impl Server {
         let metrics_server = match metrics_listener {
             Some((listener, router)) => {
                 tracing::info!(address = %listener.local_addr()?, "serving metrics");
-                let serve =
-                    axum::serve(listener, router).with_graceful_shutdown(drained(draining.clone()));
-                Some(tokio::spawn(serve.into_future()))
+                let stop = drained(draining.clone());
+                Some(tokio::spawn(serve(
+                    listener,
+                    router,
+                    connection_limits,
+                    false,
+                    stop,
+                )))
             }
             None => None,
         };
         let serve_all = async {
             let stop = drained(draining.clone());
-            if public_connect_info {
-                let service =
-                    ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
-                axum::serve(listener, service)
-                    .with_graceful_shutdown(stop)
-                    .await?;
-            } else {
-                let service = ServiceExt::<Request>::into_make_service(app);
-                axum::serve(listener, service)
-                    .with_graceful_shutdown(stop)
-                    .await?;
-            }
+            serve(listener, app, connection_limits, public_connect_info, stop).await;
             if let Some(metrics_server) = metrics_server {
                 metrics_server
                     .await
-                    .context("the metrics listener task failed")??;
+                    .context("the metrics listener task failed")?;
             }
             anyhow::Ok(())
         };

@@ -21,6 +21,9 @@ use crate::{
 /// on success.
 pub type RouteSeries = (&'static str, &'static [(Method, u16)]);
 
+/// The health and readiness probes, which load shedding never refuses.
+pub const PROBE_PATHS: [&str; 2] = service::PROBE_PATHS;
+
 /// Every route of the service, for the metrics layer: it matches requests
 /// against these templates (a route missing here would be counted as
 /// unmatched) and creates their success series at zero.

@@ -30,6 +30,9 @@ const HEALTH: &str = "/health";
 const READY: &str = "/ready";
 const VERSION: &str = "/version";
 
+/// The probes orchestrators call, which must answer even under overload.
+pub(super) const PROBE_PATHS: [&str; 2] = [HEALTH, READY];
+
 /// The routes below with the status each answers on success.
 pub(super) const ROUTE_SERIES: [RouteSeries; 4] = [
     (ROOT, &[(Method::GET, 200)]),

@@ -121,6 +121,15 @@ impl SqliteStore {
         &self.shared.path
     }
 
+    /// Runs `work` on the writer thread, answering once it is committed.
+    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.shared.writer.write(work).await
+    }
+
     /// Runs `query` on a reader, on a blocking thread, where waiting for
     /// the connection and for SQLite itself does not stall the async
     /// workers.
@@ -194,7 +203,7 @@ fn reader(slot: &Option<Connection>) -> Result<&Connection, StoreError> {
 
 impl UserStore for SqliteStore {
     async fn create(&self, user: NewUser) -> Result<User, StoreError> {
-        self.shared.writer.write(move |conn| {
+        self.write(move |conn| {
             let now = now();
             let stamp = format_timestamp(now)?;
             conn.prepare_cached(
@@ -256,7 +265,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn update(&self, id: UserId, changes: UserChanges) -> Result<Option<User>, StoreError> {
-        self.shared.writer.write(move |conn| {
+        self.write(move |conn| {
             let stamp = format_timestamp(now())?;
             let name = changes.name.as_ref().map(|name| name.as_str());
             let email = changes.email.as_ref().map(|email| email.as_str());
@@ -283,7 +292,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn delete(&self, id: UserId) -> Result<bool, StoreError> {
-        self.shared.writer.write(move |conn| {
+        self.write(move |conn| {
             let deleted = conn
                 .prepare_cached("DELETE FROM users WHERE id = ?1")?
                 .execute([id.get()])?;

@@ -1,11 +1,10 @@
 //! The api exactly as `api::startup` builds it, minus the metrics layer:
 //! the baseline that prices that layer.
 //!
-//! It reads the same configuration as `api` (`PORT`, `BIND_ADDRESS`,
-//! `DATABASE_URL`, `LOG_FORMAT`, `RUST_LOG`, `REQUEST_TIMEOUT` whose
-//! default is 10 s, `BODY_LIMIT` whose default is 64 KiB), opens the same
+//! It reads the same configuration as `api` (the same flags and variables,
+//! with the same defaults), opens the same
 //! SQLite store with one reader per core, wraps the same routes in the same
-//! middleware, and serves them with `axum::serve` on the same runtime
+//! middleware, and serves them with `api::serve` on the same runtime
 //! (`tokio::runtime::Runtime::new()`, one worker per core). What differs:
 //!
 //! - no `HttpMetrics` layer around the router, so `/metrics` answers 404;
@@ -14,8 +13,9 @@
 //!   comparison never runs against a differently shaped server;
 //! - no connect-info wrapper (the api adds it only for the fault admin
 //!   endpoint, which is off here too);
-//! - shutdown stops accepting and closes the store, without the api's grace
-//!   deadline: the benchmark stops it only when it is idle.
+//! - shutdown stops accepting and closes the store, without the api's
+//!   shutdown delay and grace deadline: the benchmark stops it only when it
+//!   is idle.
 
 use std::{net::SocketAddr, process::ExitCode};
 
@@ -24,12 +24,12 @@ use api::{
     config::{Cli, Command, DatabaseUrl, ServeConfig},
     http::{self, HttpLimits},
     routes,
+    serve::ConnectionLimits,
     startup::shutdown_signal,
     state::{AppState, Readiness},
     storage::{SqliteStore, UserStore as _},
     telemetry,
 };
-use axum::{ServiceExt, extract::Request};
 use clap::Parser as _;
 
 fn main() -> ExitCode {
@@ -75,20 +75,15 @@ async fn serve(config: &ServeConfig) -> anyhow::Result<()> {
         store: store.clone(),
         readiness: Readiness::default(),
     };
-    let limits = HttpLimits {
-        request_timeout: config.request_timeout,
-        body_limit: config.body_limit,
-    };
+    let limits = HttpLimits::from_config(config);
     let app = http::with_middleware(routes::router(state, None, None), limits);
 
     let address = SocketAddr::new(config.bind_address, config.port);
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("failed to listen on {address}"))?;
-    axum::serve(listener, ServiceExt::<Request>::into_make_service(app))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the server failed")?;
+    let connections = ConnectionLimits::from_config(config);
+    api::serve::serve(listener, app, connections, false, shutdown_signal()).await;
 
     store.close().await.context("failed to close the database")
 }
