@@ -6,6 +6,7 @@ mod errors;
 mod faults;
 mod helpers;
 mod lifecycle;
+mod limits;
 mod metrics;
 mod service;
 #[path = "../support/tools.rs"]
