@@ -1,10 +1,13 @@
 //! A real server on a free port with its own SQLite file, and typed requests
-//! against it.
+//! against it; the `api` binary run as a process; and the raw socket steps
+//! that tests of connection handling share.
 
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
-    time::Duration,
+    process::{ExitStatus, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
 use api::{
@@ -15,8 +18,11 @@ use reqwest::{Response, StatusCode, header};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,
+    process::{Child, Command},
+    sync::oneshot,
+    task::JoinHandle,
 };
 
 /// A running server and a client for it.
@@ -264,4 +270,187 @@ fn response_is_complete(received: &[u8]) -> bool {
             .then(|| value.trim().parse::<usize>().ok())?
     });
     length.is_some_and(|length| body.len() >= length)
+}
+
+/// Waits for the interim `100 Continue` answer, which the server sends only
+/// once the handler has started to read the body: from then on the request
+/// is certainly in flight.
+pub(crate) async fn wait_for_continue(stream: &mut TcpStream) {
+    let mut received = Vec::new();
+    let mut byte = [0; 1];
+    while !received.ends_with(b"\r\n\r\n") {
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte))
+            .await
+            .expect("100 Continue within 5 s")
+            .expect("read");
+        assert_eq!(read, 1, "the connection closed before 100 Continue");
+        received.push(byte[0]);
+    }
+    assert!(
+        received.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+}
+
+/// Waits until the listener at `address` has closed: a new connection is
+/// refused.
+pub(crate) async fn wait_until_refusing_connections(address: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(address).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the listener is still open 5 s after shutdown began"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Every variable the service reads, so the environment of the test run
+/// cannot leak into the process under test.
+const SERVICE_VARIABLES: [&str; 19] = [
+    "PORT",
+    "METRICS_PORT",
+    "BIND_ADDRESS",
+    "DATABASE_URL",
+    "LOG_FORMAT",
+    "RUST_LOG",
+    "REQUEST_TIMEOUT",
+    "BODY_LIMIT",
+    "MAX_IN_FLIGHT",
+    "MAX_CONNECTIONS",
+    "HEADER_READ_TIMEOUT",
+    "MAX_HEADER_SIZE",
+    "SHUTDOWN_DELAY",
+    "SHUTDOWN_GRACE_PERIOD",
+    "FAULT_INJECTION",
+    "FAULT_LATENCY",
+    "FAULT_ERROR_RATIO",
+    "FAULT_ERROR_STATUS",
+    "HEALTHCHECK_URL",
+];
+
+/// The `api` binary Cargo built for these tests, with none of the service's
+/// variables inherited, killed if the test drops it.
+pub(crate) fn api() -> Command {
+    api_at(Path::new(env!("CARGO_BIN_EXE_api")))
+}
+
+/// Like [`api`], for a copy of the binary at `program`.
+pub(crate) fn api_at(program: &Path) -> Command {
+    let mut command = Command::new(program);
+    for variable in SERVICE_VARIABLES {
+        command.env_remove(variable);
+    }
+    command.kill_on_drop(true);
+    command
+}
+
+/// `command` set up to serve on a free loopback port from `database`,
+/// logging JSON lines at `info`, and closing its listener as soon as it is
+/// told to stop (a test of the shutdown delay sets its own).
+pub(crate) fn serve_command(mut command: Command, database: &Path) -> Command {
+    command
+        .env("RUST_LOG", "info")
+        .env("PORT", "0")
+        .env("BIND_ADDRESS", "127.0.0.1")
+        .env("DATABASE_URL", format!("sqlite://{}", database.display()))
+        .env("LOG_FORMAT", "json")
+        .env("SHUTDOWN_DELAY", "0s");
+    command
+}
+
+/// A running `api serve` process, the address it reported, and every line it
+/// has logged.
+pub(crate) struct Process {
+    child: Child,
+    pub(crate) address: SocketAddr,
+    log: Arc<Mutex<Vec<Value>>>,
+    reader: JoinHandle<()>,
+}
+
+impl Process {
+    /// Starts the binary on a free loopback port with `database`, and waits
+    /// for its `listening` log line.
+    pub(crate) async fn start(database: &Path) -> Self {
+        Self::spawn(serve_command(api(), database)).await
+    }
+
+    /// Like `start`, keeping log lines down to `level`.
+    pub(crate) async fn start_logging(database: &Path, level: &str) -> Self {
+        let mut command = serve_command(api(), database);
+        command.env("RUST_LOG", level);
+        Self::spawn(command).await
+    }
+
+    /// Runs `command`, which must serve and log JSON lines, and waits for
+    /// its `listening` log line.
+    pub(crate) async fn spawn(mut command: Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("api starts");
+
+        // Read stdout to the end, so the process never blocks on a full
+        // pipe, and keep each line for the test to inspect.
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (listening, address) = oneshot::channel();
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout piped")).lines();
+        let kept = Arc::clone(&log);
+        let reader = tokio::spawn(async move {
+            let mut listening = Some(listening);
+            while let Ok(Some(line)) = lines.next_line().await {
+                let entry: Value = serde_json::from_str(&line).expect("JSON log line");
+                if entry["message"] == "listening" {
+                    let address = entry["address"].as_str().expect("address").to_owned();
+                    listening.take().map(|listening| listening.send(address));
+                }
+                kept.lock().expect("log lock").push(entry);
+            }
+        });
+
+        let address = tokio::time::timeout(Duration::from_secs(10), address)
+            .await
+            .expect("api listens within 10 s")
+            .expect("api exited without listening");
+        Self {
+            child,
+            address: address.parse().expect("a socket address"),
+            log,
+            reader,
+        }
+    }
+
+    /// `http://ADDRESS` followed by `path`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// The process id, while the process runs.
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id().expect("process running")
+    }
+
+    /// Sends the signal `name` (`TERM`, `KILL`, ...) with kill(1), since
+    /// the tests forbid the unsafe code a direct call would take.
+    pub(crate) fn signal(&self, name: &str) {
+        let pid = self.id().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-s", name, &pid])
+            .status();
+        assert!(status.expect("kill runs").success(), "kill -s {name} {pid}");
+    }
+
+    /// Waits for the process to exit; returns how it exited and everything
+    /// it logged.
+    pub(crate) async fn wait(mut self) -> (ExitStatus, Vec<Value>) {
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("api exits within 10 s")
+            .expect("exit status");
+        self.reader.await.expect("stdout fully read");
+        let log = self.log.lock().expect("log lock").clone();
+        (status, log)
+    }
 }

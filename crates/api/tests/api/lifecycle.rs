@@ -1,8 +1,6 @@
 //! Start, stop and restart: what survives, what finishes, what stays
 //! bounded.
 
-use std::time::{Duration, Instant};
-
 use api::{
     routes,
     state::{AppState, Readiness},
@@ -10,13 +8,10 @@ use api::{
 };
 use axum::{body::Body, http::Request};
 use reqwest::StatusCode;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
+use tokio::{io::AsyncWriteExt, net::TcpStream};
 use tower::ServiceExt;
 
-use crate::helpers::{TestApp, read_response};
+use crate::helpers::{TestApp, read_response, wait_for_continue, wait_until_refusing_connections};
 
 #[tokio::test]
 async fn data_is_kept_across_a_restart_on_the_same_file() {
@@ -78,7 +73,7 @@ async fn graceful_shutdown_lets_an_in_flight_request_finish() {
     wait_for_continue(&mut in_flight).await;
 
     app.begin_shutdown();
-    wait_until_refusing_connections(&app).await;
+    wait_until_refusing_connections(app.address).await;
     in_flight
         .write_all(body.as_bytes())
         .await
@@ -90,39 +85,6 @@ async fn graceful_shutdown_lets_an_in_flight_request_finish() {
     let users = TestApp::spawn_on(&database).await.all_users().await;
     assert_eq!(users.len(), 1);
     assert_eq!(users[0]["email"], "late@example.com");
-}
-
-/// Waits for the interim `100 Continue` answer, which the server sends only
-/// once the handler has started to read the body: from then on the request
-/// is certainly in flight.
-async fn wait_for_continue(stream: &mut TcpStream) {
-    let mut received = Vec::new();
-    let mut byte = [0; 1];
-    while !received.ends_with(b"\r\n\r\n") {
-        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte))
-            .await
-            .expect("100 Continue within 5 s")
-            .expect("read");
-        assert_eq!(read, 1, "the connection closed before 100 Continue");
-        received.push(byte[0]);
-    }
-    assert!(
-        received.starts_with(b"HTTP/1.1 100"),
-        "{}",
-        String::from_utf8_lossy(&received)
-    );
-}
-
-/// Waits until the listener has closed: a new connection is refused.
-async fn wait_until_refusing_connections(app: &TestApp) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect(app.address).await.is_ok() {
-        assert!(
-            Instant::now() < deadline,
-            "the listener is still open 5 s after shutdown began"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test]

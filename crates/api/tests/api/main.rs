@@ -8,6 +8,7 @@ mod helpers;
 mod lifecycle;
 mod limits;
 mod metrics;
+mod resilience;
 mod service;
 #[path = "../support/tools.rs"]
 mod tools;
