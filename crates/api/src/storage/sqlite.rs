@@ -94,6 +94,7 @@ impl SqliteStore {
             std::fs::create_dir_all(folder)
                 .with_context(|| format!("failed to create folder {}", folder.display()))?;
         }
+        ensure_folder_writable(path)?;
 
         let mut writer = Connection::open(path)?;
         configure_writer(&writer)?;
@@ -340,6 +341,32 @@ fn write_error(error: rusqlite::Error) -> StoreError {
         }
         _ => error.into(),
     }
+}
+
+/// Fails unless a file can be created beside the database: SQLite creates
+/// its WAL and shared-memory files there, and without that check a folder
+/// the service cannot write shows up later as a puzzling "readonly
+/// database" error.
+fn ensure_folder_writable(path: &Path) -> anyhow::Result<()> {
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    let probe = folder.join(format!(".write-check-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .with_context(|| {
+            format!(
+                "folder {} is not writable, and SQLite keeps its -wal and -shm files beside the \
+                 database",
+                folder.display()
+            )
+        })?;
+    // A probe that cannot be removed is harmless; the check has passed.
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 fn configure_writer(conn: &Connection) -> anyhow::Result<()> {

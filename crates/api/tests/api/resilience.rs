@@ -628,10 +628,11 @@ async fn as_nobody_it_refuses_to_start_when_the_data_folder_is_not_writable() {
             .find(|entry| entry["level"] == "ERROR")
             .expect("an error line");
         let expected = format!("failed to open database at {}", database.display());
+        let reason = format!("folder {} is not writable", sandbox.data.display());
         assert!(
             error["error"]
                 .as_str()
-                .is_some_and(|text| text.starts_with(&expected)),
+                .is_some_and(|text| text.starts_with(&expected) && text.contains(&reason)),
             "{situation}: {error}"
         );
         assert_eq!(database.exists(), file_exists, "{situation}");
