@@ -7,7 +7,7 @@
 //! gap between the two is what that crate's instrumentation costs, beside
 //! the gap between `api-without-metrics` and `api` for ours.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use anyhow::Context;
 use axum::{Router, routing::get};
@@ -17,16 +17,8 @@ use axum_prometheus::PrometheusMetricLayer;
 const GREETING: &str = "Hello from bare axum\n";
 
 fn main() -> anyhow::Result<()> {
-    let port = match std::env::var("PORT") {
-        Ok(port) => port.parse().context("PORT is not a port number")?,
-        Err(_) => 8000,
-    };
-    let ip = match std::env::var("BIND_ADDRESS") {
-        Ok(ip) => ip.parse().context("BIND_ADDRESS is not an IP address")?,
-        Err(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-    };
-
-    tokio::runtime::Runtime::new()?.block_on(serve(SocketAddr::new(ip, port)))
+    let address = bench::listen_address()?;
+    tokio::runtime::Runtime::new()?.block_on(serve(address))
 }
 
 /// Serves the hello and `/metrics` until SIGTERM or SIGINT.

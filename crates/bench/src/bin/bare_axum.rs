@@ -8,7 +8,7 @@
 //! has no configuration parser, logging or store, because those are part of
 //! what is being priced.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use anyhow::Context;
 use axum::{Router, routing::get};
@@ -17,16 +17,8 @@ use axum::{Router, routing::get};
 const GREETING: &str = "Hello from bare axum\n";
 
 fn main() -> anyhow::Result<()> {
-    let port = match std::env::var("PORT") {
-        Ok(port) => port.parse().context("PORT is not a port number")?,
-        Err(_) => 8000,
-    };
-    let ip = match std::env::var("BIND_ADDRESS") {
-        Ok(ip) => ip.parse().context("BIND_ADDRESS is not an IP address")?,
-        Err(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-    };
-
-    tokio::runtime::Runtime::new()?.block_on(serve(SocketAddr::new(ip, port)))
+    let address = bench::listen_address()?;
+    tokio::runtime::Runtime::new()?.block_on(serve(address))
 }
 
 /// Serves the one route until SIGTERM or SIGINT.
