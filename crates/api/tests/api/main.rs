@@ -7,6 +7,7 @@ mod faults;
 mod helpers;
 mod lifecycle;
 mod limits;
+mod malformed;
 mod metrics;
 mod resilience;
 mod service;
