@@ -1,6 +1,6 @@
 //! The `api` binary in the situations production brings and in-process tests
-//! cannot: killed while many clients write, stopped while busy, and run as
-//! an unprivileged user.
+//! cannot: killed while many clients write, stopped while busy, pushed to
+//! ten times its in-flight limit, and run as an unprivileged user.
 //!
 //! Every test runs the real binary as a child process and judges it only by
 //! what its clients, its log and its database file show. Starting and
@@ -754,4 +754,115 @@ async fn wait_until(what: &str, done: impl Fn() -> bool) {
         assert!(Instant::now() < deadline, "not within 10 s: {what}");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+}
+
+/// The in-flight limit the overload test sets; its clients are ten times
+/// as many.
+const OVERLOAD_LIMIT: usize = 8;
+
+/// How long the overload test keeps its clients busy.
+const OVERLOAD_FOR: Duration = Duration::from_secs(2);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_ten_times_its_limit_it_sheds_at_once_and_stays_bounded() {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let mut command = serve_command(api(), &folder.path().join("api.db"));
+    command.env("MAX_IN_FLIGHT", OVERLOAD_LIMIT.to_string());
+    let process = Process::spawn(command).await;
+    let rss_before = resident_bytes(process.id());
+
+    // Each client writes on its own connection as fast as it is answered,
+    // so that writes queue behind the writer's commits and the number in
+    // flight is what the clients make it, well past the limit.
+    let clients: Vec<_> = (0..OVERLOAD_LIMIT * 10)
+        .map(|client| tokio::spawn(create_for(process.url("/v1/users"), client, OVERLOAD_FOR)))
+        .collect();
+    let mut answers = Vec::new();
+    for client in clients {
+        answers.extend(client.await.expect("client task"));
+    }
+    let rss_after = resident_bytes(process.id());
+
+    let shed: Vec<_> = answers
+        .iter()
+        .filter(|answer| answer.status == 503)
+        .collect();
+    let created = answers.iter().filter(|answer| answer.status == 201).count();
+    assert!(
+        !shed.is_empty(),
+        "no request was shed out of {}",
+        answers.len()
+    );
+    assert!(created > 0, "no request was admitted");
+    for answer in &answers {
+        assert!(
+            matches!(answer.status, 201 | 503),
+            "an answer other than created or shed: {answer:?}"
+        );
+        assert!(
+            answer.took < Duration::from_secs(1),
+            "an answer took {:?}: requests queued instead of being shed",
+            answer.took
+        );
+    }
+    assert!(
+        shed.iter().all(|answer| answer.overloaded),
+        "every 503 is the overload answer, with Retry-After"
+    );
+    let grown = rss_after.saturating_sub(rss_before);
+    assert!(
+        grown < 32 * 1024 * 1024,
+        "resident memory grew by {grown} bytes under overload"
+    );
+    process.signal("TERM");
+    let (status, _) = process.wait().await;
+    assert!(status.success(), "exit after the overload: {status}");
+}
+
+/// One answer of the overload test.
+#[derive(Debug)]
+struct OverloadAnswer {
+    status: u16,
+    took: Duration,
+    /// A 503 with `Retry-After` and the `overloaded` problem code.
+    overloaded: bool,
+}
+
+/// Creates users one after another on one connection for `period`.
+async fn create_for(url: String, client: usize, period: Duration) -> Vec<OverloadAnswer> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .expect("client");
+    let started = Instant::now();
+    let mut answers = Vec::new();
+    while started.elapsed() < period {
+        let body = json!({
+            "name": "Overload",
+            "email": format!("overload-{client}-{}@example.com", answers.len()),
+        });
+        let sent = Instant::now();
+        let response = http.post(&url).json(&body).send().await.expect("answered");
+        let status = response.status().as_u16();
+        let retry_after = response.headers().contains_key("retry-after");
+        let problem: Option<Value> = response.json().await.ok();
+        answers.push(OverloadAnswer {
+            status,
+            took: sent.elapsed(),
+            overloaded: retry_after
+                && problem.is_some_and(|problem| problem["code"] == "overloaded"),
+        });
+    }
+    answers
+}
+
+/// The resident memory of a process, from `/proc`.
+fn resident_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib * 1024
 }
