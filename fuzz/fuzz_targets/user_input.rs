@@ -24,6 +24,7 @@ use std::{convert::Infallible, path::PathBuf, sync::LazyLock, time::Duration};
 
 use api::{
     config::ServeConfig,
+    extract::BodyLimit,
     http::{HttpLimits, with_middleware},
     routes,
     state::{AppState, Readiness},
@@ -72,6 +73,7 @@ static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
     let state = AppState {
         store,
         readiness: Readiness::default(),
+        body_limit: BodyLimit(BODY_LIMIT),
     };
     // The service's own limits but two: a smaller body limit, and a timeout
     // far past any input's time, so that a 503 can only be a fault.

@@ -75,7 +75,7 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
 
     /// Which log lines to keep, as a tracing filter (`info`,
-    /// `api=debug,tower_http=debug`, ...).
+    /// `info,api::http=debug`, ...).
     #[arg(long, env = "RUST_LOG", default_value = "info", value_parser = parse_log_filter)]
     pub log_filter: String,
 

@@ -7,10 +7,12 @@
 //! parse, 422 for JSON of the wrong shape.
 
 use axum::{
-    extract::{FromRequest, FromRequestParts, Path, Request},
-    http::{HeaderMap, StatusCode, header, request::Parts},
+    body::Body,
+    extract::{FromRef, FromRequest, FromRequestParts, Path, Request},
+    http::{HeaderMap, header, request::Parts},
 };
 use bytes::Bytes;
+use http_body_util::LengthLimitError;
 use serde::de::DeserializeOwned;
 
 use crate::{
@@ -25,6 +27,7 @@ pub struct JsonBody<T>(pub T);
 impl<S, T> FromRequest<S> for JsonBody<T>
 where
     S: Send + Sync,
+    BodyLimit: FromRef<S>,
     T: DeserializeOwned,
 {
     type Rejection = ApiError;
@@ -34,33 +37,34 @@ where
             return Err(ApiError::UnsupportedMediaType);
         }
 
-        // `Bytes` enforces the router's body limit and reports a longer body
-        // as 413, whether or not it announced its length.
-        let limit = body_limit(&request);
-        let body = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge { limit }
-                } else {
-                    ApiError::UnreadableBody
-                }
-            })?;
-
+        let BodyLimit(limit) = BodyLimit::from_ref(state);
+        let body = read_body(request.into_body(), limit).await?;
         parse_json(&body).map(JsonBody)
     }
 }
 
-/// The body limit the server was configured with, stored by the HTTP layer
-/// as a request extension so that 413 answers can name it.
-#[derive(Debug, Clone, Copy)]
+/// The largest request body a router accepts, in bytes, taken from its
+/// state so that 413 answers can name it.
+///
+/// From the state rather than a request extension, which would cost every
+/// request an insertion into its extension map, bodiless ones included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyLimit(pub usize);
 
-fn body_limit(request: &Request) -> usize {
-    request
-        .extensions()
-        .get::<BodyLimit>()
-        .map_or(0, |limit| limit.0)
+/// The whole body, refused as 413 once it passes `limit` bytes, whether or
+/// not it announced its length.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let over_limit = error
+            .into_inner()
+            .downcast_ref::<LengthLimitError>()
+            .is_some();
+        if over_limit {
+            ApiError::PayloadTooLarge { limit }
+        } else {
+            ApiError::UnreadableBody
+        }
+    })
 }
 
 /// `application/json`, or any `application/*+json`, with any parameters.

@@ -19,7 +19,7 @@ use std::{
 
 use axum::{
     Json, Router,
-    extract::{ConnectInfo, Request, State},
+    extract::{ConnectInfo, FromRef, Request, State},
     middleware::Next,
     response::{IntoResponse, Response},
     routing::get,
@@ -28,11 +28,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     error::{ApiError, InvalidField},
-    extract::JsonBody,
+    extract::{BodyLimit, JsonBody},
 };
 
 /// The path of the admin endpoint.
 pub const ADMIN_PATH: &str = "/admin/faults";
+
+/// The largest body the admin endpoint accepts: its three settings fit in
+/// far less.
+const ADMIN_BODY_LIMIT: BodyLimit = BodyLimit(1024);
+
+impl FromRef<Arc<Faults>> for BodyLimit {
+    fn from_ref(_: &Arc<Faults>) -> Self {
+        ADMIN_BODY_LIMIT
+    }
+}
 
 /// Parts per million, the resolution of the error ratio.
 const PPM: u32 = 1_000_000;

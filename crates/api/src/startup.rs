@@ -27,6 +27,7 @@ use tower::Layer as _;
 use crate::{
     build_info::BUILD_INFO,
     config::{DatabaseUrl, ServeConfig},
+    extract::BodyLimit,
     faults::{self, AdminAccess, FaultSettings, Faults},
     http::{self, HttpLimits, HttpService},
     routes,
@@ -80,6 +81,7 @@ impl Server {
         let state = AppState {
             store: store.clone(),
             readiness: readiness.clone(),
+            body_limit: BodyLimit(config.body_limit),
         };
         let admin = |access| {
             faults

@@ -1,10 +1,14 @@
-//! What every handler can reach: the store, and whether the server is
-//! draining.
+//! What every handler can reach: the store, whether the server is
+//! draining, and the body limit.
 
 use std::sync::{
     Arc,
     atomic::{AtomicBool, Ordering},
 };
+
+use axum::extract::FromRef;
+
+use crate::extract::BodyLimit;
 
 /// The state handed to handlers; cheap to clone.
 #[derive(Clone)]
@@ -13,6 +17,14 @@ pub struct AppState<S> {
     pub store: S,
     /// Whether the server still takes new work.
     pub readiness: Readiness,
+    /// The largest request body the routes accept.
+    pub body_limit: BodyLimit,
+}
+
+impl<S> FromRef<AppState<S>> for BodyLimit {
+    fn from_ref(state: &AppState<S>) -> Self {
+        state.body_limit
+    }
 }
 
 /// A flag that turns `/ready` to 503 once shutdown has begun, so that load

@@ -63,7 +63,7 @@ impl<S> Layer<S> for InFlightLimitLayer {
 
 /// A service that refuses requests beyond a number in flight.
 #[derive(Debug, Clone)]
-pub(crate) struct InFlightLimit<S> {
+pub struct InFlightLimit<S> {
     inner: S,
     /// Shared by every clone, so that the limit holds for the whole server.
     in_flight: Arc<AtomicUsize>,
@@ -108,7 +108,7 @@ where
 /// One place among the requests in flight, given back when the request's
 /// future is done or dropped.
 #[derive(Debug)]
-pub(crate) struct Slot(Arc<AtomicUsize>);
+pub struct Slot(Arc<AtomicUsize>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
@@ -119,7 +119,7 @@ impl Drop for Slot {
 pin_project! {
     /// The answer of [`InFlightLimit`].
     #[project = InFlightProjection]
-    pub(crate) enum InFlightFuture<F> {
+    pub enum InFlightFuture<F> {
         /// Handled by the inner service, holding its slot (a probe holds
         /// none).
         Admitted { #[pin] inner: F, slot: Option<Slot> },

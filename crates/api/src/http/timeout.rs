@@ -53,7 +53,7 @@ impl<S> Layer<S> for RequestTimeoutLayer {
 /// A service that answers 503 for requests its inner service takes longer
 /// than the limit to answer.
 #[derive(Debug, Clone)]
-pub(crate) struct RequestTimeout<S> {
+pub struct RequestTimeout<S> {
     inner: S,
     limit: Duration,
 }
@@ -82,7 +82,7 @@ where
 pin_project! {
     /// The answer of [`RequestTimeout`]: the inner answer, or a 503 once
     /// the limit has passed.
-    pub(crate) struct TimeoutFuture<F> {
+    pub struct TimeoutFuture<F> {
         #[pin]
         inner: F,
         // Armed on the first poll that finds the handler still working;

@@ -389,7 +389,6 @@ async fn a_panicking_handler_answers_500_and_the_server_keeps_serving() {
         .route("/fine", get(|| async { "fine" }));
     let limits = HttpLimits {
         request_timeout: Duration::from_secs(5),
-        body_limit: 1024,
         max_in_flight: 16,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

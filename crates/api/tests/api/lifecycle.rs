@@ -2,6 +2,7 @@
 //! bounded.
 
 use api::{
+    extract::BodyLimit,
     routes,
     state::{AppState, Readiness},
     storage::SqliteStore,
@@ -95,6 +96,7 @@ async fn ready_answers_503_once_the_server_is_draining() {
     let state = AppState {
         store,
         readiness: readiness.clone(),
+        body_limit: BodyLimit(65_536),
     };
     let router = routes::router(state, None, None);
     let ready = || Request::get("/ready").body(Body::empty()).expect("request");

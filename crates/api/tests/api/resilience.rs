@@ -202,10 +202,10 @@ const REQUESTS_BEFORE_SIGTERM: usize = 1000;
 async fn sigterm_under_load_finishes_every_accepted_request_and_exits_0() {
     let folder = tempfile::tempdir().expect("temporary folder");
     let mut command = serve_command(api(), &folder.path().join("api.db"));
-    // The debug line of the HTTP trace layer marks each request the server
+    // The debug line that opens each request marks the requests the server
     // has taken up; the test checks that each of those was answered.
     command
-        .env("RUST_LOG", "info,tower_http=debug")
+        .env("RUST_LOG", "info,api::http=debug")
         .env(
             "SHUTDOWN_GRACE_PERIOD",
             humantime::format_duration(GRACE_PERIOD).to_string(),
@@ -400,7 +400,7 @@ async fn whole_answer(request: reqwest::RequestBuilder) -> Result<(StatusCode, B
 fn assert_every_accepted_request_answered(exchanges: &[Exchange], log: &[Value], sigterm: Instant) {
     let taken_up: HashSet<&str> = log
         .iter()
-        .filter(|entry| entry["message"] == "started processing request")
+        .filter(|entry| entry["message"] == "request started")
         .filter_map(|entry| entry["span"]["request_id"].as_str())
         .collect();
     let after = exchanges.iter().filter(|e| e.after_sigterm).count();

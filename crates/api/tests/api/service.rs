@@ -1,5 +1,6 @@
 //! The routes about the service itself.
 
+use api::http::MAX_REQUEST_ID_LEN;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -86,4 +87,23 @@ async fn a_request_id_sent_by_the_client_is_echoed() {
 
     let response = response.expect("request sent");
     assert_eq!(response.headers()["x-request-id"], "trace-42");
+}
+
+#[tokio::test]
+async fn a_client_request_id_too_long_or_not_plain_ascii_is_replaced() {
+    let app = TestApp::spawn().await;
+    let too_long = "r".repeat(MAX_REQUEST_ID_LEN + 1);
+
+    for given in [too_long.as_str(), "two words"] {
+        let response = app
+            .client
+            .get(app.url("/health"))
+            .header("x-request-id", given)
+            .send()
+            .await
+            .expect("request sent");
+
+        let echoed = response.headers()["x-request-id"].to_str().expect("ASCII");
+        assert_eq!(echoed.len(), 36, "{given:?} replaced by a UUID: {echoed}");
+    }
 }

@@ -22,6 +22,7 @@ use std::{net::SocketAddr, process::ExitCode};
 use anyhow::{Context, bail};
 use api::{
     config::{Cli, Command, DatabaseUrl, ServeConfig},
+    extract::BodyLimit,
     http::{self, HttpLimits},
     routes,
     serve::ConnectionLimits,
@@ -74,6 +75,7 @@ async fn serve(config: &ServeConfig) -> anyhow::Result<()> {
     let state = AppState {
         store: store.clone(),
         readiness: Readiness::default(),
+        body_limit: BodyLimit(config.body_limit),
     };
     let limits = HttpLimits::from_config(config);
     let app = http::with_middleware(routes::router(state, None, None), limits);
