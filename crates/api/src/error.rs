@@ -3,8 +3,9 @@
 //! Each [`ApiError`] variant maps to one status in [`ApiError::status`], and
 //! every answer is an RFC 9457 problem document (`application/problem+json`).
 //! Client faults are answered precisely and logged at debug level only; server
-//! faults are logged with their whole cause chain and answered with a generic
-//! detail, so internals never reach a client.
+//! faults are answered with a generic detail, so internals never reach a
+//! client, and carry their whole cause chain on the response for the request
+//! context to log.
 
 use axum::{
     Json,
@@ -13,7 +14,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::{storage::StoreError, users::UserId};
+use crate::{http::Failure, storage::StoreError, users::UserId};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -187,15 +188,16 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
 
-        // Server faults are logged here, inside the request's span, so the
-        // line carries the request id; the client gets no internals.
-        // An injected fault is the service doing what it was asked to.
+        // A server fault's cause goes to the log, with the request id, by
+        // way of the response; the client gets no internals. An injected
+        // fault is the service doing what it was asked to.
         let real_fault = !matches!(self, Self::InjectedFault(_));
+        let mut failure = None;
         let detail = if real_fault
             && status.is_server_error()
             && status != StatusCode::SERVICE_UNAVAILABLE
         {
-            tracing::error!(error = format!("{self:#}"), "request failed");
+            failure = Some(Failure::Fault(format!("{self:#}")));
             "the server failed to handle the request; it has been logged".to_owned()
         } else {
             tracing::debug!(status = status.as_u16(), detail = %self, "request refused");
@@ -223,6 +225,9 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(failure) = failure {
+            response.extensions_mut().insert(failure);
         }
         response
     }

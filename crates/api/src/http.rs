@@ -1,8 +1,9 @@
 //! The middleware every request passes through, outermost first:
 //!
 //! 1. the request context: an id, taken from `x-request-id` or generated
-//!    and echoed on the response; a tracing span named `request` that
-//!    carries it, so every log line of the request names it; and panic
+//!    and echoed on the response; a log line naming it for every request
+//!    the service fails, and at debug level a tracing span named `request`
+//!    that carries it, so every line of the request names it; and panic
 //!    recovery, so a panicking handler is answered 500 and the server keeps
 //!    serving;
 //! 2. load shedding: past a number of requests in flight, more are answered
@@ -28,8 +29,9 @@ mod timeout;
 use std::time::Duration;
 
 use axum::Router;
-use tower::ServiceBuilder;
+use tower::{Layer, ServiceBuilder};
 
+pub(crate) use self::context::Failure;
 use self::{
     context::RequestContextLayer, in_flight::InFlightLimitLayer, timeout::RequestTimeoutLayer,
 };
@@ -73,4 +75,11 @@ pub fn with_middleware(router: Router, limits: HttpLimits) -> HttpService {
         .layer(InFlightLimitLayer::new(limits.max_in_flight))
         .layer(RequestTimeoutLayer::new(limits.request_timeout))
         .service(router)
+}
+
+/// Wraps a router in the request context alone: ids, panic recovery and
+/// failure lines, without load shedding or a timeout. For the metrics
+/// listener, whose few clients are Prometheus and operators.
+pub fn with_request_context(router: Router) -> RequestContext<Router> {
+    RequestContextLayer.layer(router)
 }

@@ -29,7 +29,7 @@ use crate::{
     config::{DatabaseUrl, ServeConfig},
     extract::BodyLimit,
     faults::{self, AdminAccess, FaultSettings, Faults},
-    http::{self, HttpLimits, HttpService},
+    http::{self, HttpLimits, HttpService, RequestContext},
     routes,
     serve::{ConnectionLimits, serve},
     state::{AppState, Readiness},
@@ -48,7 +48,7 @@ pub struct Server {
     /// The whole service: routes and middleware, inside the metrics layer.
     app: MetricsService<HttpService>,
     /// The separate metrics listener and its router, when configured.
-    metrics_listener: Option<(TcpListener, Router)>,
+    metrics_listener: Option<(TcpListener, RequestContext<Router>)>,
     /// Whether the public listener must record client addresses (for the
     /// loopback-only admin endpoint); it costs a little per request.
     public_connect_info: bool,
@@ -107,7 +107,7 @@ impl Server {
                     .route_service(METRICS_PATH, metrics.endpoint())
                     .merge(admin(AdminAccess::Listener).unwrap_or_default())
                     .fallback(routes::route_not_found);
-                Some((listener, router))
+                Some((listener, http::with_request_context(router)))
             }
             None => None,
         };

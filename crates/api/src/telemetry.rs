@@ -1,22 +1,44 @@
 //! Log output: where lines go, in which format, and which are kept.
 //!
-//! Lines go to standard output, as a container runtime expects. Request
-//! spans (opened by the HTTP layer) carry the request id, so every line
-//! logged while a request is handled names it.
+//! Lines go to standard output, as a container runtime expects. A failed
+//! request's line names its request id; with debug lines on, so does every
+//! line logged while a request is handled, through the request's span
+//! (both written by the HTTP layer).
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing::Subscriber;
+use tracing_subscriber::{
+    EnvFilter, fmt, fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber.
+/// Installs the global subscriber, writing to standard output.
 ///
 /// # Errors
 ///
 /// Fails when the filter does not parse or a subscriber is already
 /// installed.
 pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<()> {
+    subscriber(format, filter, std::io::stdout)?.try_init()?;
+    Ok(())
+}
+
+/// The subscriber [`init`] installs, writing to `writer` instead; the
+/// benchmarks measure requests under it.
+///
+/// # Errors
+///
+/// Fails when the filter does not parse.
+pub fn subscriber<W>(
+    format: LogFormat,
+    filter: &str,
+    writer: W,
+) -> anyhow::Result<Box<dyn Subscriber + Send + Sync>>
+where
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_new(filter)?;
     let terminal = std::io::stdout().is_terminal();
     let json = match format {
@@ -26,16 +48,16 @@ pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<()> {
     };
 
     let registry = tracing_subscriber::registry().with(filter);
-    if json {
+    Ok(if json {
         let layer = fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .with_span_list(false);
-        registry.with(layer).try_init()?;
+            .with_span_list(false)
+            .with_writer(writer);
+        Box::new(registry.with(layer))
     } else {
         // Colours only where a person reads them, not in a file or a pipe.
-        registry.with(fmt::layer().with_ansi(terminal)).try_init()?;
-    }
-    Ok(())
+        Box::new(registry.with(fmt::layer().with_ansi(terminal).with_writer(writer)))
+    })
 }

@@ -24,6 +24,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
+use super::context::Failure;
 use crate::error::ApiError;
 
 /// Wraps a service in [`RequestTimeout`].
@@ -110,7 +111,8 @@ where
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + limit)));
         ready!(deadline.as_mut().poll(cx));
 
-        tracing::warn!(timeout = ?limit, "request timed out");
-        Poll::Ready(Ok(ApiError::Timeout.into_response()))
+        let mut response = ApiError::Timeout.into_response();
+        response.extensions_mut().insert(Failure::TimedOut(limit));
+        Poll::Ready(Ok(response))
     }
 }

@@ -3,8 +3,9 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tokio::{io::AsyncWriteExt, net::TcpStream};
 
-use crate::helpers::{Process, api};
+use crate::helpers::{Process, api, read_response, serve_command};
 
 #[tokio::test]
 async fn an_invalid_flag_exits_2_with_one_line_naming_it() {
@@ -179,6 +180,46 @@ async fn every_log_line_of_a_request_names_its_request_id() {
         .iter()
         .find(|entry| entry["message"] == "request refused");
     assert!(refused.is_some_and(|entry| entry["span"]["request_id"] == "trace-me-4242"));
+}
+
+#[tokio::test]
+async fn at_the_default_level_only_a_failed_request_is_logged_with_its_id_method_and_path() {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    let mut command = serve_command(api(), &folder.path().join("api.db"));
+    command.env("REQUEST_TIMEOUT", "200ms");
+    let process = Process::spawn(command).await;
+
+    let served = reqwest::Client::new()
+        .get(process.url("/v1/users"))
+        .header("x-request-id", "served-1")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(served.status(), StatusCode::OK);
+    // A create whose body never arrives outlives the timeout.
+    let mut stream = TcpStream::connect(process.address).await.expect("connect");
+    let head = "POST /v1/users HTTP/1.1\r\nhost: test\r\nx-request-id: stalled-1\r\n\
+                content-type: application/json\r\ncontent-length: 40\r\n\r\n{\"name\"";
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let answer = read_response(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    process.signal("TERM");
+    let (_, log) = process.wait().await;
+
+    let naming = |id: &str| -> Vec<&Value> {
+        log.iter()
+            .filter(|entry| entry.to_string().contains(id))
+            .collect()
+    };
+    assert_eq!(naming("served-1"), Vec::<&Value>::new());
+    let stalled = naming("stalled-1");
+    assert_eq!(stalled.len(), 1, "{stalled:#?}");
+    let line = stalled[0];
+    assert_eq!(line["message"], "request timed out", "{line}");
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert_eq!(line["request_id"], "stalled-1", "{line}");
+    assert_eq!(line["method"], "POST", "{line}");
+    assert_eq!(line["path"], "/v1/users", "{line}");
 }
 
 #[tokio::test]
