@@ -8,20 +8,24 @@
 //! propagation, panic catching, and one conversion back to axum's body), to
 //! keep the reason for the hand-written middleware measurable. It lacks the
 //! load shedding and the timeout that `with_middleware` also has, so the
-//! comparison leans in tower-http's favour. No tracing subscriber is
-//! installed, so spans and events cost only their disabled checks, as with
-//! `RUST_LOG=warn` in production.
+//! comparison leans in tower-http's favour. These three run without a
+//! tracing subscriber, so spans and events cost only their disabled checks;
+//! two more run `with_middleware` under the service's own subscriber, at its
+//! default level to price the logging as deployed, and with the per-request
+//! debug lines on.
 
 #![allow(missing_docs)]
 
 use std::time::Duration;
 
 use api::{
+    config::LogFormat,
     extract::BodyLimit,
     http::{HttpLimits, with_middleware},
     routes,
     state::{AppState, Readiness},
     storage::SqliteStore,
+    telemetry,
 };
 use axum::{
     Router,
@@ -75,6 +79,22 @@ fn per_request(c: &mut Criterion) {
         b.to_async(&runtime)
             .iter(|| tower_http.clone().oneshot(request()));
     });
+    // The service's own subscriber writing nowhere, at its default filter
+    // (what every request pays for logging as deployed) and with the
+    // request lines on.
+    for (name, filter) in [
+        ("with_middleware_logging_at_info", "info"),
+        ("with_middleware_logging_requests", "info,api::http=debug"),
+    ] {
+        let subscriber = telemetry::subscriber(LogFormat::Json, filter, std::io::sink)
+            .expect("the filter parses");
+        tracing::subscriber::with_default(subscriber, || {
+            group.bench_function(name, |b| {
+                b.to_async(&runtime)
+                    .iter(|| middleware.clone().oneshot(request()));
+            });
+        });
+    }
     group.finish();
 }
 
