@@ -7,7 +7,7 @@
 //! parse, 422 for JSON of the wrong shape.
 
 use axum::{
-    body::Body,
+    body::{Body, HttpBody as _},
     extract::{FromRef, FromRequest, FromRequestParts, Path, Request},
     http::{HeaderMap, header, request::Parts},
 };
@@ -54,6 +54,14 @@ pub struct BodyLimit(pub usize);
 /// The whole body, refused as 413 once it passes `limit` bytes, whether or
 /// not it announced its length.
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    // A body announced as too long is refused before any of it is read, so
+    // that a client cannot hold a request open by promising one and sending
+    // it slowly.
+    let announced = body.size_hint().lower();
+    if usize::try_from(announced).map_or(true, |announced| announced > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+
     axum::body::to_bytes(body, limit).await.map_err(|error| {
         let over_limit = error
             .into_inner()

@@ -429,6 +429,26 @@ async fn panicking_handler() -> &'static str {
 }
 
 #[tokio::test]
+async fn a_body_announced_over_the_limit_is_refused_before_it_arrives() {
+    let app = TestApp::spawn().await;
+    let head = "POST /v1/users HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+                content-length: 10000000\r\n\r\n{\"name\"";
+
+    // Only the head and a few bytes are sent; the answer must not wait for
+    // the rest, nor for the request timeout.
+    let mut stream = TcpStream::connect(app.address).await.expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    let response = read_response(&mut stream).await;
+
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(
+        response.contains("\"code\":\"payload_too_large\""),
+        "{response}"
+    );
+    assert!(app.all_users().await.is_empty());
+}
+
+#[tokio::test]
 async fn a_request_over_the_timeout_answers_503_and_creates_nothing() {
     let app =
         TestApp::spawn_with(|config| config.request_timeout = Duration::from_millis(300)).await;
