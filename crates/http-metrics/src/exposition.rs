@@ -22,6 +22,15 @@ pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// The body of the 405 answer to a scrape with another method than GET or
+/// HEAD: an RFC 9457 problem document, the error format HTTP APIs commonly
+/// answer in, with a `code` a client can match on.
+const METHOD_NOT_ALLOWED_PROBLEM: &str = concat!(
+    r#"{"type":"about:blank","title":"Method Not Allowed","status":405,"#,
+    r#""detail":"the metrics endpoint answers GET and HEAD only","#,
+    r#""code":"method_not_allowed"}"#,
+);
+
 /// The formats a scrape can be answered in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -109,11 +118,16 @@ impl Exposition<'_> {
         request_headers: &HeaderMap,
     ) -> Response<B> {
         if method != Method::GET && method != Method::HEAD {
-            let mut response = Response::new(B::from(Bytes::new()));
+            let mut response = Response::new(B::from(Bytes::from_static(
+                METHOD_NOT_ALLOWED_PROBLEM.as_bytes(),
+            )));
             *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            let headers = response.headers_mut();
+            headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            );
             return response;
         }
 

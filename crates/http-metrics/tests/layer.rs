@@ -345,6 +345,16 @@ async fn scrapes_with_other_methods_are_refused_with_405() {
 
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.headers()[header::ALLOW], "GET, HEAD");
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
+    let body = to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let problem: serde_json::Value = serde_json::from_slice(&body).expect("a JSON problem");
+    assert_eq!(problem["status"], 405, "{problem}");
+    assert_eq!(problem["code"], "method_not_allowed", "{problem}");
     assert!(
         metrics
             .render(Format::Text)

@@ -1041,6 +1041,8 @@ fn path_and_query_oddities(ids: &[i64]) -> Vec<Case> {
         ("TRACE", user.clone(), not_allowed),
         ("OPTIONS", USERS.into(), not_allowed),
         ("get", USERS.into(), not_allowed),
+        ("POST", "/metrics".into(), not_allowed),
+        ("DELETE", "/metrics".into(), not_allowed),
     ];
     targets
         .into_iter()
