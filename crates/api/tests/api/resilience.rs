@@ -1,6 +1,7 @@
 //! The `api` binary in the situations production brings and in-process tests
 //! cannot: killed while many clients write, stopped while busy, pushed to
-//! ten times its in-flight limit, and run as an unprivileged user.
+//! ten times its in-flight limit, out of disk space, and run as an
+//! unprivileged user.
 //!
 //! Every test runs the real binary as a child process and judges it only by
 //! what its clients, its log and its database file show. Starting and
@@ -643,13 +644,14 @@ async fn as_nobody_it_refuses_to_start_when_the_data_folder_is_not_writable() {
 /// to start the binary as another user; if not, `test` is reported as
 /// unable to run.
 fn running_as_root(test: &str) -> bool {
+    running_as_root_to(test, "only root can start the binary as another user")
+}
+
+/// Whether this test process is root, which `why` needs; says so when not.
+fn running_as_root_to(test: &str, why: &str) -> bool {
     let root = process_credentials(std::process::id()).uids[1] == 0;
     if !root {
-        tools::cannot_run(
-            test,
-            "only root can start the binary as another user",
-            "CI runs the tests as root",
-        );
+        tools::cannot_run(test, why, "CI runs the tests as root");
     }
     root
 }
@@ -865,4 +867,126 @@ fn resident_bytes(pid: u32) -> u64 {
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmRSS");
     kib * 1024
+}
+
+/// Creates the disk-full test tries before it gives up on filling the disk.
+const MAX_CREATES_TO_FILL: usize = 5_000;
+
+#[tokio::test]
+async fn a_full_disk_fails_creates_with_500_and_loses_nothing_stored() {
+    let test = "a_full_disk_fails_creates_with_500_and_loses_nothing_stored";
+    if !running_as_root_to(test, "only root can mount the small file system it fills") {
+        return;
+    }
+    let disk = SmallDisk::mount("512k");
+    let database = disk.path().join("api.db");
+    let process = Process::start(&database).await;
+    let client = reqwest::Client::new();
+    let create = |n: usize| {
+        client
+            .post(process.url("/v1/users"))
+            .json(&json!({ "name": "n".repeat(100), "email": format!("full{n}@example.com") }))
+            .send()
+    };
+
+    let mut acknowledged = HashSet::new();
+    let mut refusal = None;
+    for n in 0..MAX_CREATES_TO_FILL {
+        let response = create(n).await.expect("sent");
+        match response.status() {
+            StatusCode::CREATED => {
+                let user: Value = response.json().await.expect("user JSON");
+                acknowledged.insert(user["id"].as_i64().expect("id"));
+            }
+            status => {
+                refusal = Some((status, response.json::<Value>().await.expect("problem")));
+                break;
+            }
+        }
+    }
+    let stored_when_full = stored_ids(&client, &process).await;
+    disk.grow("16m");
+    let after_growing = create(MAX_CREATES_TO_FILL).await.expect("sent").status();
+    process.signal("TERM");
+    let (stopped, log) = process.wait().await;
+
+    let (status, problem) = refusal.expect("the disk filled up");
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{problem}");
+    assert_eq!(problem["code"], "internal_error", "{problem}");
+    assert!(!acknowledged.is_empty(), "some creates fit on the disk");
+    assert_eq!(
+        stored_when_full, acknowledged,
+        "every acknowledged user, and no other"
+    );
+    assert_eq!(
+        after_growing,
+        StatusCode::CREATED,
+        "creates work again once there is room"
+    );
+    assert_eq!(stopped.code(), Some(0), "{stopped}");
+    assert!(
+        log.iter().any(|line| line["message"] == "request failed"
+            && line["error"]
+                .as_str()
+                .is_some_and(|error| error.contains("full"))),
+        "the fault is logged with its cause"
+    );
+    assert_eq!(integrity_check(&database), "ok");
+}
+
+/// A tmpfs of a fixed size mounted on a temporary folder, unmounted when
+/// dropped: a disk that fills up after a few hundred kilobytes.
+struct SmallDisk {
+    folder: TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Self {
+        let folder = tempfile::tempdir().expect("temporary folder");
+        let options = format!("size={size},mode=0700");
+        run(
+            "mount",
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &options,
+                "tmpfs",
+                &path_text(folder.path()),
+            ],
+        );
+        Self { folder }
+    }
+
+    fn path(&self) -> &Path {
+        self.folder.path()
+    }
+
+    /// Makes the disk `size` large, keeping what is on it.
+    fn grow(&self, size: &str) {
+        let options = format!("remount,size={size}");
+        run("mount", &["-o", &options, &path_text(self.path())]);
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazily, so that a failed test still leaves no mount behind.
+        let _ = std::process::Command::new("umount")
+            .args(["-l", &path_text(self.path())])
+            .status();
+    }
+}
+
+fn path_text(path: &Path) -> String {
+    path.to_str().expect("temporary paths are UTF-8").to_owned()
+}
+
+/// Runs `program` with `args`, which must succeed.
+fn run(program: &str, args: &[&str]) {
+    let status = std::process::Command::new(program)
+        .args(args)
+        .status()
+        .unwrap_or_else(|error| panic!("{program} runs: {error}"));
+    assert!(status.success(), "{program} {args:?}: {status}");
 }
