@@ -116,6 +116,17 @@ pub struct ServeConfig {
     )]
     pub header_read_timeout: Duration,
 
+    /// Longest a response may wait for the client to read it before the
+    /// connection is closed; a slow client that keeps reading is not cut
+    /// off.
+    #[arg(
+        long,
+        env = "WRITE_TIMEOUT",
+        default_value = "10s",
+        value_parser = parse_positive_duration
+    )]
+    pub write_timeout: Duration,
+
     /// Largest request head (request line and headers) accepted; a larger
     /// one is answered 431.
     #[arg(long, env = "MAX_HEADER_SIZE", default_value = "16KiB", value_parser = parse_header_size)]
@@ -196,6 +207,7 @@ impl ServeConfig {
             max_in_flight: 512,
             max_connections: 1024,
             header_read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
             max_header_size: 16 * 1024,
             shutdown_delay: Duration::ZERO,
             shutdown_grace_period: Duration::from_secs(20),

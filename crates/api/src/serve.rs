@@ -7,11 +7,15 @@
 //! sockets are all kept. This loop gives hyper a header-read timeout (which
 //! in hyper also closes keep-alive connections left idle that long), a cap
 //! on the size of a request head (answered 431) and a cap on open
-//! connections, beyond which clients wait in the kernel's listen queue.
+//! connections, beyond which clients wait in the kernel's listen queue; and
+//! it closes a connection whose client stops reading its answers (see
+//! [`write_timeout`]).
 //!
 //! Stopping is graceful: the loop stops accepting, each connection finishes
 //! the request it is serving and closes, and [`serve`] returns when the
 //! last one has. Bounding that wait is the caller's business.
+
+mod write_timeout;
 
 use std::{convert::Infallible, future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -28,6 +32,7 @@ use hyper_util::{
 use tokio::{net::TcpListener, sync::Semaphore};
 use tower::{Service, ServiceExt as _, util::Oneshot};
 
+use self::write_timeout::WriteTimeout;
 use crate::config::ServeConfig;
 
 /// What a connection may hold, and for how long.
@@ -36,6 +41,9 @@ pub struct ConnectionLimits {
     /// Longest wait for a request's head, from the connection's start or
     /// the end of the previous response.
     pub header_read_timeout: Duration,
+    /// Longest a response write may wait for the client to read before
+    /// the connection is closed.
+    pub write_timeout: Duration,
     /// Largest request head, in bytes.
     pub max_header_size: usize,
     /// Most connections open at once.
@@ -47,6 +55,7 @@ impl ConnectionLimits {
     pub fn from_config(config: &ServeConfig) -> Self {
         Self {
             header_read_timeout: config.header_read_timeout,
+            write_timeout: config.write_timeout,
             max_header_size: config.max_header_size,
             max_connections: usize::try_from(config.max_connections).unwrap_or(usize::MAX),
         }
@@ -97,6 +106,7 @@ pub async fn serve<S>(
             service: service.clone(),
             client: connect_info.then_some(address),
         };
+        let stream = WriteTimeout::new(stream, limits.write_timeout);
         let served = connections.watch(http.serve_connection(TokioIo::new(stream), connection));
         tokio::spawn(async move {
             // Timeouts, resets and malformed requests end here; hyper has

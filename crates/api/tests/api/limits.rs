@@ -1,13 +1,14 @@
 //! What one client may hold: the header-read timeout for slow and idle
-//! connections, the size of a request head, the number of connections,
-//! and the number of requests in flight.
+//! connections, the write timeout for clients that stop reading, the size
+//! of a request head, the number of connections, and the number of
+//! requests in flight.
 
 use std::time::{Duration, Instant};
 
 use reqwest::{StatusCode, header};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
+    net::{TcpSocket, TcpStream},
 };
 
 use crate::helpers::{TestApp, assert_problem, read_response};
@@ -157,4 +158,97 @@ async fn requests_past_the_in_flight_limit_are_refused_at_once_with_503() {
         StatusCode::OK,
         "capacity came back"
     );
+}
+
+const WRITE_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Answers a client that stops reading may leave unread: far more bytes
+/// than the socket buffers of a loopback connection hold.
+const UNREAD_BYTES: usize = 32 * 1024 * 1024;
+
+/// A connection whose client reads at most a few kilobytes at a time.
+async fn connect_with_small_buffer(app: &TestApp) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("receive buffer size");
+    socket.connect(app.address).await.expect("connect")
+}
+
+/// Sends `count` scrapes on `stream` at once, without reading.
+async fn pipeline_scrapes(stream: &mut TcpStream, count: usize) {
+    let requests = "GET /metrics HTTP/1.1\r\nhost: test\r\n\r\n".repeat(count);
+    stream
+        .write_all(requests.as_bytes())
+        .await
+        .expect("write requests");
+}
+
+/// How many bytes a scrape's answer takes, head included, on a connection
+/// kept alive.
+async fn scrape_size(app: &TestApp) -> usize {
+    let mut stream = TcpStream::connect(app.address).await.expect("connect");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .expect("write");
+    read_response(&mut stream).await.len()
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_answers_is_cut_off() {
+    let app = TestApp::spawn_with(|config| config.write_timeout = WRITE_TIMEOUT).await;
+    let scrapes = UNREAD_BYTES / scrape_size(&app).await;
+    let mut stream = connect_with_small_buffer(&app).await;
+
+    pipeline_scrapes(&mut stream, scrapes).await;
+    tokio::time::sleep(WRITE_TIMEOUT * 4).await;
+    let mut received = 0;
+    let mut buffer = vec![0; 64 * 1024];
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => received += read,
+            }
+        }
+    })
+    .await;
+
+    assert!(
+        ended.is_ok(),
+        "the connection was still open after {received} bytes"
+    );
+    assert!(
+        received < UNREAD_BYTES / 2,
+        "{received} bytes arrived: the answers were not held back"
+    );
+    assert_eq!(app.get("/health").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_slow_client_that_keeps_reading_gets_every_answer() {
+    let app = TestApp::spawn_with(|config| config.write_timeout = WRITE_TIMEOUT).await;
+    let size = scrape_size(&app).await;
+    let scrapes = 8;
+    let mut stream = connect_with_small_buffer(&app).await;
+
+    // Reading a few kilobytes every 25 ms takes well over the write timeout
+    // in all, but no write waits that long.
+    pipeline_scrapes(&mut stream, scrapes).await;
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let mut buffer = vec![0; 16 * 1024];
+    while received.len() < scrapes * size {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        let read = stream.read(&mut buffer).await.expect("read");
+        assert_ne!(read, 0, "closed after {} bytes", received.len());
+        received.extend_from_slice(&buffer[..read]);
+    }
+
+    assert!(started.elapsed() > WRITE_TIMEOUT, "{:?}", started.elapsed());
+    let answers = String::from_utf8_lossy(&received)
+        .matches("HTTP/1.1 200 OK")
+        .count();
+    assert_eq!(answers, scrapes);
 }
