@@ -97,12 +97,22 @@ pub struct ServeConfig {
     /// Most requests handled at once; beyond it requests are answered 503
     /// with Retry-After at once rather than queued. Health, readiness and
     /// metrics requests are never refused.
-    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(
+        long,
+        env = "MAX_IN_FLIGHT",
+        default_value_t = 512,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
     pub max_in_flight: u32,
 
     /// Most connections open at once; further clients wait in the
     /// listen queue until one closes.
-    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(
+        long,
+        env = "MAX_CONNECTIONS",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
     pub max_connections: u32,
 
     /// Longest a client may take to send a request's headers, counted from

@@ -176,7 +176,10 @@ impl Server {
         tokio::spawn(async move {
             shutdown.await;
             readiness.start_draining();
-            tracing::info!(delay = ?shutdown_delay, "not ready; closing the listeners after the delay");
+            tracing::info!(
+                delay = ?shutdown_delay,
+                "not ready; closing the listeners after the delay"
+            );
             tokio::time::sleep(shutdown_delay).await;
             tracing::info!(grace_period = ?grace_period, "draining");
             start_draining.send_replace(true);
