@@ -191,13 +191,11 @@ impl IntoResponse for ApiError {
         // A server fault's cause goes to the log, with the request id, by
         // way of the response; the client gets no internals. An injected
         // fault is the service doing what it was asked to.
-        let real_fault = !matches!(self, Self::InjectedFault(_));
-        let mut failure = None;
-        let detail = if real_fault
+        let real_fault = !matches!(self, Self::InjectedFault(_))
             && status.is_server_error()
-            && status != StatusCode::SERVICE_UNAVAILABLE
-        {
-            failure = Some(Failure::Fault(format!("{self:#}")));
+            && status != StatusCode::SERVICE_UNAVAILABLE;
+        let failure = real_fault.then(|| Failure::Fault(format!("{self:#}")));
+        let detail = if real_fault {
             "the server failed to handle the request; it has been logged".to_owned()
         } else {
             tracing::debug!(status = status.as_u16(), detail = %self, "request refused");
